@@ -1,0 +1,143 @@
+"""The offline CLI: ``weightinit generate | plan | schemes`` (and ``fetch``, see ``service.fetch``).
+
+``generate REQUEST.json -o OUT.{json,npy,npz,safetensors}`` writes exactly the bytes
+``POST /v1/weights`` returns for the same document. Bad input: one line naming the field on
+stderr, exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import orjson
+from marshmallow import ValidationError
+
+from .core import SpecError, build_plan
+from .core.report import report
+from .core.schemes import SCHEMES
+from .encoders import EXTENSIONS, FORMATS, encode
+from .schemas import flatten_messages, load_request
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _read_document(path: str) -> dict:
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+    except OSError as e:
+        raise CLIError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise CLIError(f"{path} is not valid JSON: {e}") from None
+
+
+def _plan(path: str, *, drop_format: bool = False):
+    doc = _read_document(path)
+    fmt = None
+    if drop_format and isinstance(doc, dict) and "format" in doc:
+        doc = dict(doc)
+        fmt = doc.pop("format")
+    try:
+        load_request(doc)
+        return build_plan(doc), fmt
+    except ValidationError as e:
+        field, msgs = next(iter(flatten_messages(e.messages).items()))
+        raise CLIError(f"{field}: {msgs[0]}") from None
+    except SpecError as e:
+        raise CLIError(str(e)) from None
+
+
+def _format_for(out: str, explicit: str | None, in_document: str | None) -> str:
+    if explicit:
+        return explicit
+    if in_document:
+        return in_document
+    for fmt, ext in EXTENSIONS.items():
+        if out.endswith(ext):
+            return fmt
+    raise CLIError(f"cannot tell the format from {out!r}: use a .json/.npy/.npz/.safetensors name or --format")
+
+
+def cmd_generate(args) -> int:
+    plan, doc_fmt = _plan(args.request, drop_format=True)
+    fmt = _format_for(args.output, args.format, doc_fmt)
+    try:
+        artifact = encode(plan, fmt)
+    except SpecError as e:
+        raise CLIError(str(e)) from None
+    if args.output == "-":
+        sink = sys.stdout.buffer
+        for chunk in artifact.chunks():
+            sink.write(chunk)
+        sink.flush()
+        return 0
+    tmp = f"{args.output}.partial"
+    with open(tmp, "wb") as f:
+        for chunk in artifact.chunks():
+            f.write(chunk)
+    os.replace(tmp, args.output)  # never leave a truncated artifact under the real name
+    print(f"wrote {args.output} ({fmt}, {artifact.length} bytes, {len(plan.selected)} tensors)", file=sys.stderr)
+    return 0
+
+
+def cmd_plan(args) -> int:
+    plan, _ = _plan(args.request, drop_format=True)
+    sys.stdout.buffer.write(orjson.dumps(report(plan), option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+def cmd_schemes(args) -> int:
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps([s.describe() for s in SCHEMES.values()], option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    for s in SCHEMES.values():
+        alias = f" (= {', '.join(s.aliases)})" if s.aliases else ""
+        print(f"{s.name}{alias}\n    {s.formula}\n    {s.summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="weightinit", description="Seeded, reproducible neural-network initial weights.")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="write the weights of a request document to a file")
+    g.add_argument("request", help="request document (JSON file, or - for stdin)")
+    g.add_argument("-o", "--output", required=True, help="output file (.json/.npy/.npz/.safetensors), or - for stdout")
+    g.add_argument("--format", choices=FORMATS, help="output format (default: from the extension)")
+    g.set_defaults(func=cmd_generate)
+    pl = sub.add_parser("plan", help="print every tensor's theory, without values")
+    pl.add_argument("request")
+    pl.set_defaults(func=cmd_plan)
+    s = sub.add_parser("schemes", help="list the scheme registry")
+    s.add_argument("--json", action="store_true", help="machine-readable")
+    s.set_defaults(func=cmd_schemes)
+    try:
+        from .fetch import add_fetch_parser
+    except ImportError:  # pragma: no cover - fetch lands with the scale-out work
+        pass
+    else:
+        add_fetch_parser(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CLIError as e:
+        print(f"weightinit: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""A request document -> a Plan: every tensor's shape, fans, scheme, distribution and theory.
+
+A Plan allocates nothing; ``TensorPlan.generate`` and ``TensorPlan.blocks`` draw the values
+(see ``streams`` for the reproducibility contract). The document is the public contract of
+the service (README, openapi.yaml); the HTTP and CLI layers validate its structure first
+with marshmallow, and the engine re-checks the semantics it owns (sizes, scheme parameters,
+name rules) so that direct callers get the same clear errors.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import policies, schemes, streams
+from .distributions import WHOLE_MAX_ELEMENTS, ForgetGateBias, WholeMatrix
+from .dtypes import DTYPES, DType, as_float, round_scalar, to_storage
+from .errors import SpecError
+from .layers import BIASED, LAYER_FIELDS, NORMS, COMMON_FIELDS, Layer, TensorSpec, check_name, layer_tensors, parse_activation
+from ..version import ENGINE_VERSION
+
+SEED_MAX = 2 ** 63  # exclusive
+LAYOUTS = ("torch", "keras")
+RNGS = ("weightinit",)
+DOC_FIELDS = ("architecture", "scheme", "seed", "dtype", "layout", "bias", "tensors", "rng")
+
+
+def engine_info() -> dict:
+    return {"name": "weightinit", "version": ENGINE_VERSION, "numpy": np.__version__,
+            "bit_generator": streams.BIT_GENERATOR, "block_elements": streams.BLOCK_ELEMENTS}
+
+
+def _scheme_spec(value, field_name: str):
+    try:
+        return schemes.normalize_spec(value)
+    except SpecError as e:
+        raise e.with_prefix(field_name) from None
+
+
+@dataclass
+class TensorPlan:
+    spec: TensorSpec
+    position: int
+    seed: int
+    dtype: DType
+    scheme: dict
+    chosen_by: str
+    reason: str
+    resolved: schemes.Resolved
+    warnings: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def shape(self) -> tuple:
+        return self.spec.shape
+
+    @property
+    def size(self) -> int:
+        return self.spec.size
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def distribution(self):
+        return self.resolved.distribution
+
+    def theory(self) -> dict:
+        d = self.distribution
+        b = d.bounds()
+        out = {
+            "name": self.name,
+            "layer": self.spec.layer,
+            "role": self.spec.role,
+            "shape": list(self.shape),
+            "dtype": self.dtype.name,
+            "scheme": {**self.scheme, "chosen_by": self.chosen_by, "reason": self.reason},
+            "distribution": d.name,
+            "parameters": d.parameters(),
+            "fan_in": self.spec.fan_in,
+            "fan_out": self.spec.fan_out,
+            "gain": self.resolved.gain,
+            "bounds": None if b is None else [round_scalar(b[0], self.dtype), round_scalar(b[1], self.dtype)],
+            "mean": d.mean(),
+            "variance": d.variance(),
+            "std": math.sqrt(max(d.variance(), 0.0)),
+            "target_variance": self.resolved.target_variance,
+            "warnings": self.warnings,
+        }
+        if self.resolved.mode:
+            out["mode"] = self.resolved.mode
+        if self.spec.fan_note:
+            out["fan_note"] = self.spec.fan_note
+        return out
+
+    # ------------------------------------------------------------------ generation
+    def _whole(self) -> np.ndarray:
+        """The whole tensor (compute dtype), for whole-matrix distributions."""
+        d = self.distribution
+        if self.size > WHOLE_MAX_ELEMENTS:
+            raise SpecError("scheme", f"{d.name} is drawn as a whole matrix and is limited to {WHOLE_MAX_ELEMENTS} "
+                                      f"elements; {self.name} has {self.size}", limit="whole_matrix_elements",
+                            requested=self.size, allowed=WHOLE_MAX_ELEMENTS)
+
+        def normals():
+            out = np.empty(self.size, np.float64)
+            for b in range(streams.n_blocks(self.size)):
+                lo, hi = streams.block_bounds(self.size, b)
+                streams.block_rng(self.seed, self.position, b).standard_normal(out=out[lo:hi])
+            return out
+
+        values = d.draw(self.spec.torch_shape, normals, streams.extra_rng(self.seed, self.position))
+        values = np.asarray(values, dtype=np.float64).reshape(self.spec.torch_shape)
+        values = values.transpose(self.spec.perm)
+        return np.ascontiguousarray(values, dtype=self.dtype.compute).reshape(-1)
+
+    def _fill_block(self, b: int, compute: np.ndarray, storage: np.ndarray | None) -> np.ndarray:
+        lo, hi = streams.block_bounds(self.size, b)
+        buf = compute[: hi - lo]
+        self.distribution.fill(streams.block_rng(self.seed, self.position, b), buf)
+        if storage is None:
+            return buf
+        return to_storage(buf, self.dtype, storage[: hi - lo])
+
+    def blocks(self, parallel: bool = True):
+        """Yield the tensor's values in storage dtype, block by block, in C order.
+
+        Blocks are views of reused buffers: each is valid until the next is requested."""
+        if not self.distribution.blockwise:
+            whole = to_storage(self._whole(), self.dtype)
+            for b in range(streams.n_blocks(self.size)):
+                lo, hi = streams.block_bounds(self.size, b)
+                yield whole[lo:hi]
+            return
+        n = streams.n_blocks(self.size)
+        per = min(self.size, streams.BLOCK_ELEMENTS)
+        bufs: dict[int, tuple] = {}
+        cast = self.dtype.storage != self.dtype.compute
+
+        def produce(b, slot):
+            if slot not in bufs:
+                bufs[slot] = (np.empty(per, self.dtype.compute), np.empty(per, self.dtype.storage) if cast else None)
+            compute, storage = bufs[slot]
+            return self._fill_block(b, compute, storage)
+
+        yield from streams.pipelined(n, produce, parallel=parallel)
+
+    def generate(self, parallel: bool = True) -> np.ndarray:
+        """The whole tensor in storage dtype and storage shape (a fresh array)."""
+        if not self.distribution.blockwise:
+            return to_storage(self._whole(), self.dtype).reshape(self.shape)
+        out = np.empty(self.size, self.dtype.storage)
+        cast = self.dtype.storage != self.dtype.compute
+        direct = out if not cast else None
+
+        def produce(b, slot):
+            lo, hi = streams.block_bounds(self.size, b)
+            if direct is not None:
+                self.distribution.fill(streams.block_rng(self.seed, self.position, b), direct[lo:hi])
+            else:
+                self._fill_block(b, np.empty(hi - lo, self.dtype.compute), out[lo:hi])
+            return None
+
+        for _ in streams.pipelined(streams.n_blocks(self.size), produce, parallel=parallel):
+            pass
+        return out.reshape(self.shape)
+
+
+@dataclass
+class Plan:
+    document: dict              # the normalized request (defaults filled, names canonical)
+    layers: list
+    tensors: list               # every tensor of the architecture, in order
+    selected: list              # the selected TensorPlans, in architecture order
+
+    @property
+    def seed(self) -> int:
+        return self.document["seed"]
+
+    @property
+    def total_elements(self) -> int:
+        return sum(t.size for t in self.selected)
+
+    def fingerprint(self) -> str:
+        """sha256 of the normalized request + engine and numpy versions: the ETag's value."""
+        body = json.dumps({"request": self.document, "engine": engine_info()}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def header(self) -> dict:
+        """The document head every output shares (JSON, npz manifest, safetensors metadata)."""
+        d = self.document
+        return {"seed": d["seed"], "scheme": d["scheme"], "bias": d["bias"], "dtype": d["dtype"], "layout": d["layout"],
+                "rng": d["rng"], "engine": engine_info(), "request": d}
+
+    def layer_summary(self) -> list:
+        out = []
+        for layer in self.layers:
+            ts = [t for t in self.tensors if t.spec.layer_index == layer.index and t.spec.role in ("weight", "raw")]
+            chosen = ts[0] if ts else None
+            out.append({"name": layer.name, "type": layer.type, "activation": layer.activation.describe(),
+                        "scheme": chosen.scheme["name"] if chosen else None,
+                        "chosen_by": chosen.chosen_by if chosen else None,
+                        "reason": chosen.reason if chosen else None,
+                        "tensors": [t.name for t in self.tensors if t.spec.layer_index == layer.index]})
+        return out
+
+
+def normalize_document(doc) -> dict:
+    """Defaults filled and schemes canonical; SpecError names the first bad field."""
+    if not isinstance(doc, dict):
+        raise SpecError("", "the request document must be a JSON object")
+    unknown = sorted(set(doc) - set(DOC_FIELDS))
+    if unknown:
+        raise SpecError(unknown[0], f"unknown field (accepted: {', '.join(DOC_FIELDS)})")
+    arch = doc.get("architecture")
+    if not isinstance(arch, dict) or not isinstance(arch.get("layers"), list):
+        raise SpecError("architecture.layers", "is required: a list of layers")
+    if set(arch) - {"layers"}:
+        raise SpecError(f"architecture.{sorted(set(arch) - {'layers'})[0]}", "unknown field (accepted: layers)")
+    if not arch["layers"]:
+        raise SpecError("architecture.layers", "must hold at least one layer")
+    seed = doc.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not (0 <= seed < SEED_MAX):
+        raise SpecError("seed", f"must be an integer with 0 <= seed < 2**63, got {seed!r}")
+    dtype = doc.get("dtype", "float32")
+    if dtype not in DTYPES:
+        raise SpecError("dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    layout = doc.get("layout", "torch")
+    if layout not in LAYOUTS:
+        raise SpecError("layout", f"must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    rng = doc.get("rng", "weightinit")
+    if rng not in RNGS:
+        raise SpecError("rng", f"must be one of {', '.join(RNGS)}, got {rng!r}")
+    bias = doc.get("bias")
+    tensors = doc.get("tensors")
+    if tensors is not None and (not isinstance(tensors, list) or not all(isinstance(p, str) and p for p in tensors)):
+        raise SpecError("tensors", "must be a list of tensor names or glob patterns")
+    layers = []
+    for i, layer in enumerate(arch["layers"]):
+        if not isinstance(layer, dict):
+            raise SpecError(f"architecture.layers.{i}", "a layer must be an object")
+        layer = dict(layer)
+        t = layer.get("type")
+        if t not in LAYER_FIELDS:
+            raise SpecError(f"architecture.layers.{i}.type", f"unknown layer type {t!r}; expected one of {', '.join(LAYER_FIELDS)}")
+        extra = sorted(set(layer) - set(COMMON_FIELDS) - set(LAYER_FIELDS[t]))
+        if extra:
+            raise SpecError(f"architecture.layers.{i}.{extra[0]}", f"unknown field for a {t} layer "
+                            f"(accepted: {', '.join(COMMON_FIELDS + LAYER_FIELDS[t])})")
+        if layer.get("scheme") is not None:
+            layer["scheme"] = _scheme_spec(layer["scheme"], f"architecture.layers.{i}.scheme")
+        if layer.get("bias") not in (None, False):
+            layer["bias"] = _scheme_spec(layer["bias"], f"architecture.layers.{i}.bias")
+        layers.append({k: v for k, v in layer.items() if v is not None})
+    return {
+        "architecture": {"layers": layers},
+        "scheme": _scheme_spec(doc.get("scheme", "auto"), "scheme"),
+        "seed": seed,
+        "dtype": dtype,
+        "layout": layout,
+        "bias": bias if bias in (None, False) else _scheme_spec(bias, "bias"),
+        "tensors": tensors,
+        "rng": rng,
+    }
+
+
+def build_plan(doc: dict, *, max_tensors: int | None = None) -> Plan:
+    """The Plan of a request document (normalizing it first)."""
+    d = normalize_document(doc)
+    dtype = DTYPES[d["dtype"]]
+    layers: list[Layer] = []
+    specs: list[tuple[TensorSpec, Layer]] = []
+    names: set[str] = set()
+    for i, raw in enumerate(d["architecture"]["layers"]):
+        where = f"architecture.layers.{i}"
+        try:
+            name = check_name(raw.get("name", str(i)))
+            if name in names:
+                raise SpecError("name", f"duplicate layer name {name!r}")
+            names.add(name)
+            layer = Layer(i, name, raw["type"], parse_activation(raw.get("activation")),
+                          {k: v for k, v in raw.items() if k not in COMMON_FIELDS},
+                          scheme=raw.get("scheme"), bias=raw.get("bias"))
+            if layer.bias is not None and layer.bias is not False and layer.type not in BIASED | NORMS:
+                raise SpecError("bias", f"a {layer.type} layer has no bias")
+            # bias: false on the request drops the biases of dense/conv/recurrent/attention layers;
+            # a layer's own bias overrides it; norms keep theirs unless the layer says false.
+            request_bias_off = d["bias"] is False and layer.bias is None and layer.type in BIASED
+            with_bias = layer.bias is not False and not request_bias_off and (layer.type in BIASED or layer.type in NORMS)
+            tensor_specs = layer_tensors(layer, d["layout"], with_bias)
+        except SpecError as e:
+            raise e.with_prefix(where) from None
+        for ts in tensor_specs:
+            if ts.name == "manifest":
+                raise SpecError(f"{where}.name", "'manifest' is reserved for the npz manifest")
+            specs.append((ts, layer))
+        layers.append(layer)
+        if max_tensors is not None and len(specs) > max_tensors:
+            raise SpecError("architecture.layers", f"the architecture has more than {max_tensors} tensors",
+                            limit="max_tensors", requested=len(specs), allowed=max_tensors)
+    tensor_names = [s.name for s, _ in specs]
+    if len(set(tensor_names)) != len(tensor_names):
+        dup = next(n for n in tensor_names if tensor_names.count(n) > 1)
+        raise SpecError("architecture.layers", f"two tensors would be named {dup!r}; rename a layer")
+    plans = []
+    for pos, (ts, layer) in enumerate(specs):
+        where = f"architecture.layers.{layer.index}"
+        request_bias = d["bias"] if d["bias"] is not False else None
+        spec, by, why = policies.choose(ts, d["scheme"], request_bias, layer.scheme, layer.bias)
+        ctx = schemes.Context(ts.shape, ts.torch_shape, ts.fan_in, ts.fan_out, ts.groups)
+        try:
+            if spec["name"] == "lstm_forget_bias":
+                dist = ForgetGateBias(ts.gates, ts.size)
+                resolved = schemes.Resolved(dist, None, dist.variance())
+            else:
+                resolved = schemes.resolve(spec, ctx)
+        except SpecError as e:
+            field_name = {"layer": f"{where}.scheme" if ts.role not in ("bias", "norm_bias") else f"{where}.bias",
+                          "request": "scheme" if ts.role not in ("bias", "norm_bias") else "bias"}.get(by, f"{where}.scheme")
+            msg = e.message if not e.field or e.field in ("", "scheme") else f"{e.field}: {e.message}"
+            raise SpecError(field_name, f"{spec['name']} on {ts.name} (shape {list(ts.shape)}): {msg}") from None
+        dist = resolved.distribution
+        if isinstance(dist, WholeMatrix) and ts.size > WHOLE_MAX_ELEMENTS:
+            raise SpecError(f"{where}.scheme" if by == "layer" else "scheme",
+                            f"{dist.name} is drawn as a whole matrix, limited to {WHOLE_MAX_ELEMENTS} elements; "
+                            f"{ts.name} has {ts.size}", limit="whole_matrix_elements", requested=ts.size,
+                            allowed=WHOLE_MAX_ELEMENTS)
+        warns = policies.warnings_for(ts, dist, dist.variance())
+        plans.append(TensorPlan(ts, pos, d["seed"], dtype, spec, by, why, resolved, warns))
+    selected = plans
+    if d["tensors"] is not None:
+        for k, pattern in enumerate(d["tensors"]):
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in tensor_names):
+                raise SpecError(f"tensors.{k}", f"{pattern!r} matches no tensor (tensors: {', '.join(tensor_names[:20])}"
+                                                f"{', ...' if len(tensor_names) > 20 else ''})")
+        selected = [p for p in plans if any(fnmatch.fnmatchcase(p.name, pat) for pat in d["tensors"])]
+    return Plan(d, layers, plans, selected)

@@ -1,0 +1,72 @@
+"""Artifact encoders: one Plan -> the bytes of a .json, .npy, .npz or .safetensors file.
+
+Each encoder knows its exact length before drawing a value (so HTTP can send
+``Content-Length``) and yields its bytes in chunks of at most one block, drawn as it goes,
+so an artifact of any size streams in bounded memory. The CLI and the HTTP API call the
+same encoder, so their bytes are identical for the same document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from ..core.errors import SpecError
+from ..core.plan import Plan
+
+FORMATS = ("json", "npy", "npz", "safetensors")
+MEDIA_TYPES = {
+    "json": "application/json",
+    "npy": "application/x-npy",
+    "npz": "application/zip",
+    "safetensors": "application/vnd.safetensors",
+}
+EXTENSIONS = {"json": ".json", "npy": ".npy", "npz": ".npz", "safetensors": ".safetensors"}
+
+
+@dataclass
+class Artifact:
+    format: str
+    media_type: str
+    length: int
+    chunks: Callable[[], Iterator[bytes]]
+    filename: str
+    sha256: str | None = None   # of the whole artifact, where known before sending (JSON)
+
+
+def filename(plan: Plan, fmt: str) -> str:
+    return f"weightinit-seed{plan.seed}-{plan.fingerprint()[:16]}{EXTENSIONS[fmt]}"
+
+
+def encode(plan: Plan, fmt: str, *, parallel: bool = True) -> Artifact:
+    if fmt == "npy":
+        from .npy import encode_npy
+
+        return encode_npy(plan, parallel=parallel)
+    if fmt == "npz":
+        from .npz import encode_npz
+
+        return encode_npz(plan, parallel=parallel)
+    if fmt == "safetensors":
+        from .safetensors import encode_safetensors
+
+        return encode_safetensors(plan, parallel=parallel)
+    if fmt == "json":
+        from .jsonenc import encode_json
+
+        return encode_json(plan)
+    raise SpecError("format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def sizes(plan: Plan) -> dict:
+    """Exact byte sizes of the binary artifacts (npy only for a single tensor)."""
+    from .npy import npy_header
+    from .npz import npz_length
+    from .safetensors import safetensors_header
+
+    t = plan.selected
+    return {
+        "npy": len(npy_header(t[0])) + t[0].nbytes if len(t) == 1 else None,
+        "npz": npz_length(plan),
+        "safetensors": 8 + len(safetensors_header(plan)) + sum(x.nbytes for x in t),
+    }

@@ -1,0 +1,57 @@
+"""NumPy ``.npy`` (format 1.0), streamed.
+
+Byte layout (numpy.lib.format)::
+
+    offset 0   b"\\x93NUMPY"              magic
+    offset 6   b"\\x01\\x00"              format version 1.0
+    offset 8   uint16 little-endian       HEADER_LEN
+    offset 10  HEADER_LEN bytes of ASCII  "{'descr': '<f4', 'fortran_order': False, 'shape': (m, n), }"
+                                          padded with spaces and a final "\\n" so that
+                                          10 + HEADER_LEN is a multiple of 64
+    then       prod(shape) * itemsize     raw little-endian data, C order
+
+The header comes from ``numpy.lib.format`` itself (the same code ``write_array(...,
+allow_pickle=False)`` runs), so the bytes equal ``numpy.save`` of the array; a test checks it.
+bfloat16 has no NumPy dtype: it is stored as ``'<u2'``, the bfloat16 bit patterns (read them
+as uint16 and shift left by 16 into float32).
+
+A .npy holds one tensor: several selected tensors is an error pointing to npz/safetensors.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from ..core.errors import SpecError
+from ..core.plan import Plan, TensorPlan
+from . import MEDIA_TYPES, Artifact, filename
+
+
+def npy_header(t: TensorPlan) -> bytes:
+    buf = io.BytesIO()
+    d = {"descr": npformat.dtype_to_descr(t.dtype.storage), "fortran_order": False, "shape": tuple(t.shape)}
+    npformat.write_array_header_1_0(buf, d)
+    return buf.getvalue()
+
+
+def tensor_chunks(t: TensorPlan, parallel: bool = True):
+    """The raw bytes of one tensor, block by block (memoryviews of reused buffers)."""
+    for block in t.blocks(parallel=parallel):
+        yield memoryview(block).cast("B")
+
+
+def encode_npy(plan: Plan, *, parallel: bool = True) -> Artifact:
+    if len(plan.selected) != 1:
+        raise SpecError("format", f"npy holds exactly one tensor but {len(plan.selected)} are selected; "
+                                  "use npz or safetensors, or select one tensor with `tensors`")
+    t = plan.selected[0]
+    header = npy_header(t)
+
+    def chunks():
+        yield header
+        yield from tensor_chunks(t, parallel)
+
+    return Artifact("npy", MEDIA_TYPES["npy"], len(header) + t.nbytes, chunks, filename(plan, "npy"))
