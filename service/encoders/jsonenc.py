@@ -25,10 +25,15 @@ _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 def _f64_to_bf16_bits(x: np.ndarray) -> np.ndarray:
     """float64 -> bfloat16 bits with one correct rounding (nearest, ties to even)."""
-    bits = x.view(np.uint64)
+    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.uint64)
     # bfloat16 keeps 7 of float64's 52 fraction bits: round away the low 45.
     rounded = (bits + (np.uint64((1 << 44) - 1) + ((bits >> np.uint64(45)) & np.uint64(1)))) & ~np.uint64((1 << 45) - 1)
-    return (rounded.view(np.float64).astype(np.float32).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
+    y = rounded.view(np.float64)
+    # Below float32's smallest normal, bfloat16 is subnormal with a fixed spacing of 2^-133.
+    tiny = np.abs(x) < 2.0 ** -126
+    if tiny.any():
+        y = np.where(tiny, np.rint(x * 2.0 ** 133) * 2.0 ** -133, y)
+    return (y.astype(np.float32).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
 
 
 def shortest_decimal(stored: np.ndarray, dtype: DType) -> np.ndarray:
@@ -55,6 +60,10 @@ def shortest_decimal(stored: np.ndarray, dtype: DType) -> np.ndarray:
             scale = np.power(10.0, np.abs(p))
             m = np.where(p >= 0, np.rint(v * scale), np.rint(v / scale))
             cand = np.where(p >= 0, m / scale, m * scale)
+            # 10^|p| is exact in float64 only up to 10^22; beyond, parse the decimal exactly.
+            far = np.flatnonzero(np.abs(p) > 22)
+            for i in far:
+                cand[i] = float(f"{int(m[i])}e{-int(p[i])}")
             ok = back(cand) == target[todo]
             out[todo[ok]] = cand[ok]
             todo = todo[~ok]
