@@ -26,11 +26,14 @@ from ..version import ENGINE_VERSION
 
 SEED_MAX = 2 ** 63  # exclusive
 LAYOUTS = ("torch", "keras")
-RNGS = ("weightinit",)
+RNGS = ("weightinit", "torch")
 DOC_FIELDS = ("architecture", "scheme", "seed", "dtype", "layout", "bias", "tensors", "rng")
 
 
-def engine_info() -> dict:
+def engine_info(rng: str = "weightinit") -> dict:
+    if rng == "torch":
+        return {"name": "weightinit", "version": ENGINE_VERSION, "numpy": np.__version__,
+                "bit_generator": "MT19937 (PyTorch CPU stream replay, torch 2.13 AVX2 kernels)", "block_elements": None}
     return {"name": "weightinit", "version": ENGINE_VERSION, "numpy": np.__version__,
             "bit_generator": streams.BIT_GENERATOR, "block_elements": streams.BLOCK_ELEMENTS}
 
@@ -53,6 +56,7 @@ class TensorPlan:
     reason: str
     resolved: schemes.Resolved
     warnings: list = field(default_factory=list)
+    replay: object = None      # a TorchReplay when rng == "torch"
 
     @property
     def name(self) -> str:
@@ -100,7 +104,18 @@ class TensorPlan:
             out["mode"] = self.resolved.mode
         if self.spec.fan_note:
             out["fan_note"] = self.spec.fan_note
+        if self.replay is not None:
+            from .torch_replay import predicted_exact, torch_call
+
+            out["torch_call"] = torch_call(self)[2]
+            out["exact"] = predicted_exact(self)
         return out
+
+    def _replayed(self) -> np.ndarray:
+        """rng torch: the PyTorch-stream values, in the request's layout, storage dtype, flat."""
+        values, _ = self.replay.values(self)
+        values = np.ascontiguousarray(np.asarray(values, np.float32).transpose(self.spec.perm))
+        return to_storage(values.astype(self.dtype.compute, copy=False), self.dtype).reshape(-1)
 
     # ------------------------------------------------------------------ generation
     def _whole(self) -> np.ndarray:
@@ -135,8 +150,8 @@ class TensorPlan:
         """Yield the tensor's values in storage dtype, block by block, in C order.
 
         Blocks are views of reused buffers: each is valid until the next is requested."""
-        if not self.distribution.blockwise:
-            whole = to_storage(self._whole(), self.dtype)
+        if self.replay is not None or not self.distribution.blockwise:
+            whole = self._replayed() if self.replay is not None else to_storage(self._whole(), self.dtype)
             for b in range(streams.n_blocks(self.size)):
                 lo, hi = streams.block_bounds(self.size, b)
                 yield whole[lo:hi]
@@ -156,6 +171,8 @@ class TensorPlan:
 
     def generate(self, parallel: bool = True) -> np.ndarray:
         """The whole tensor in storage dtype and storage shape (a fresh array)."""
+        if self.replay is not None:
+            return self._replayed().reshape(self.shape)
         if not self.distribution.blockwise:
             return to_storage(self._whole(), self.dtype).reshape(self.shape)
         out = np.empty(self.size, self.dtype.storage)
@@ -192,14 +209,15 @@ class Plan:
 
     def fingerprint(self) -> str:
         """sha256 of the normalized request + engine and numpy versions: the ETag's value."""
-        body = json.dumps({"request": self.document, "engine": engine_info()}, sort_keys=True, separators=(",", ":"))
+        body = json.dumps({"request": self.document, "engine": engine_info(self.document["rng"])}, sort_keys=True,
+                          separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
     def header(self) -> dict:
         """The document head every output shares (JSON, npz manifest, safetensors metadata)."""
         d = self.document
         return {"seed": d["seed"], "scheme": d["scheme"], "bias": d["bias"], "dtype": d["dtype"], "layout": d["layout"],
-                "rng": d["rng"], "engine": engine_info(), "request": d}
+                "rng": d["rng"], "engine": engine_info(d["rng"]), "request": d}
 
     def layer_summary(self) -> list:
         out = []
@@ -343,4 +361,10 @@ def build_plan(doc: dict, *, max_tensors: int | None = None) -> Plan:
                 raise SpecError(f"tensors.{k}", f"{pattern!r} matches no tensor (tensors: {', '.join(tensor_names[:20])}"
                                                 f"{', ...' if len(tensor_names) > 20 else ''})")
         selected = [p for p in plans if any(fnmatch.fnmatchcase(p.name, pat) for pat in d["tensors"])]
+    if d["rng"] == "torch":
+        from .torch_replay import TorchReplay
+
+        replay = TorchReplay(layers, plans, selected, d["seed"])
+        for p in plans:
+            p.replay = replay
     return Plan(d, layers, plans, selected)

@@ -82,6 +82,8 @@ def document_with_values(plan: Plan) -> dict:
         stored = t.generate()
         entry["empirical"] = empirical(t, stored)
         entry["sha256"] = sha256_of(stored)
+        if t.replay is not None:  # rng torch: the measured exactness replaces the prediction
+            entry["exact"] = bool(t.replay.values(t)[1])
         entry["values"] = values_for_json(stored, t.dtype)
     return doc
 
