@@ -69,10 +69,13 @@ class Param:
             d["default"] = self.default
         else:
             d["required"] = True
-        for key in ("minimum", "maximum", "exclusive_minimum", "exclusive_maximum"):
+        for key in ("minimum", "maximum"):  # `is not None`: a bound of 0 (0.0 == False) is still a bound
             v = getattr(self, key)
-            if v not in (None, False):
+            if v is not None:
                 d[key] = v
+        for key in ("exclusive_minimum", "exclusive_maximum"):
+            if getattr(self, key):
+                d[key] = True
         if self.choices:
             d["choices"] = list(self.choices)
         if self.type == "gain":

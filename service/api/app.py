@@ -1,0 +1,49 @@
+"""The Flask application factory: ``create_app(config=None)``.
+
+``config`` is a dict overriding the environment (``service.config``); a bad value raises
+``ConfigError`` here, at startup. Every response gets ``X-Weightinit-Version``,
+``X-Content-Type-Options: nosniff`` and ``X-Request-ID`` (a sane incoming one echoed,
+otherwise a fresh one), errors included.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, g, request
+
+from ..config import load_config
+from . import diagnose, errors, meta, schemes, weights
+from .http import CONFIG_KEY, common_headers
+
+#: An incoming X-Request-ID is echoed when it looks like an id (no spaces, no control characters).
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    cfg = load_config(config)
+    app = Flask("service", static_folder=None)
+    app.extensions[CONFIG_KEY] = cfg
+    # Bodies with a Content-Length are checked against max_body_bytes before reading; chunked ones are
+    # read through werkzeug's LimitedStream, capped one byte past the limit (see http.read_json_body).
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes + 1
+    app.json.sort_keys = False
+
+    @app.before_request
+    def _request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def _headers(resp):
+        if "request_id" not in g:  # a request that failed before before_request ran
+            g.request_id = uuid.uuid4().hex
+        return common_headers(resp, g.request_id)
+
+    errors.register(app)
+    app.register_blueprint(meta.bp)
+    app.register_blueprint(schemes.bp)
+    app.register_blueprint(weights.bp)
+    app.register_blueprint(diagnose.bp)
+    return app
