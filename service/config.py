@@ -84,6 +84,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("max_binary_elements", "WEIGHTINIT_MAX_BINARY_ELEMENTS", int, 1 << 30, MIN_BINARY_ELEMENTS_DEFAULT, 1 << 40,
              doc="most values in one npy/npz/safetensors response (413 `max_binary_elements`); streamed in bounded "
                  "memory; at least 2^29"),
+    Variable("max_torch_elements", "WEIGHTINIT_MAX_TORCH_ELEMENTS", int, 1 << 25, 1, 1 << 40,
+             doc="most values replayed for one `rng: torch` request: every tensor up to the last selected one, since "
+                 "PyTorch's stream is sequential (413 `max_torch_elements`); ~1 s per 50M uniform, ~7 s per 50M normal"),
     Variable("cache_max_age", "WEIGHTINIT_CACHE_MAX_AGE", int, 31_536_000, 0, 1 << 31,
              doc="`max-age` of the `Cache-Control` sent with plans and weights (seconds); outputs are immutable"),
     Variable("workers", "WEIGHTINIT_WORKERS", int, 0, 0, 256,
@@ -126,6 +129,7 @@ class Config:
     max_tensors: int
     max_json_elements: int
     max_binary_elements: int
+    max_torch_elements: int
     cache_max_age: int
     workers: int
     threads: int
@@ -144,7 +148,7 @@ class Config:
     def limits(self) -> dict:
         """The request limits, as published in problem details and the README."""
         return {k: getattr(self, k) for k in ("max_body_bytes", "max_layers", "max_tensors", "max_json_elements",
-                                              "max_binary_elements", "diagnose_max_batch", "diagnose_max_cost",
+                                              "max_binary_elements", "max_torch_elements", "diagnose_max_batch", "diagnose_max_cost",
                                               "diagnose_max_bytes")}
 
     def diagnose_limits(self) -> dict:

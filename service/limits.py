@@ -42,3 +42,15 @@ def check_elements(plan: Plan, fmt: str, config: Config) -> None:
         raise SpecError("architecture.layers" if plan.document.get("tensors") is None else "tensors",
                         f"{requested} elements requested in {fmt}; at most {allowed} are allowed{hint}",
                         limit=name, requested=requested, allowed=allowed)
+
+
+def check_torch_replay(plan: Plan, config: Config) -> None:
+    """``rng: torch`` replays PyTorch's sequential stream up to the last selected tensor."""
+    if plan.document.get("rng") != "torch" or not plan.selected:
+        return
+    last = max(t.position for t in plan.selected)
+    requested = sum(t.size for t in plan.tensors if t.position <= last)
+    if requested > config.max_torch_elements:
+        raise SpecError("rng", f"rng torch replays {requested} values (every tensor up to the last selected one); "
+                               f"at most {config.max_torch_elements} are allowed",
+                        limit="max_torch_elements", requested=requested, allowed=config.max_torch_elements)

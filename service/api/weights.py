@@ -104,6 +104,7 @@ def weights_view():
     fmt, media_type = negotiate(body_format)
     plan = _plan(engine_doc)
     limits.check_elements(plan, fmt, config())
+    limits.check_torch_replay(plan, config())
     headers = artifact_headers(plan, fmt)
     if fmt != "json":
         artifact = encode(plan, fmt)  # lazy: draws nothing yet; raises for npy with several tensors

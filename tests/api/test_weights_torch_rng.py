@@ -1,0 +1,42 @@
+"""rng "torch" over HTTP: same values as the engine, theory carries torch_call/exact, 413 above
+max_torch_elements."""
+
+import io
+
+import numpy as np
+
+from service import create_app
+from service.core import build_plan
+
+DOC = {"architecture": {"layers": [{"type": "dense", "name": "fc1", "in_features": 64, "out_features": 32},
+                                   {"type": "lstm", "name": "rnn", "input_size": 32, "hidden_size": 16}]},
+       "scheme": "he_normal", "rng": "torch", "seed": 2 ** 40 + 5}
+
+
+def test_torch_rng_npz_equals_engine():
+    client = create_app().test_client()
+    r = client.post("/v1/weights", json={**DOC, "format": "npz"})
+    assert r.status_code == 200
+    z = np.load(io.BytesIO(r.data), allow_pickle=False)
+    for t in build_plan(DOC).selected:
+        assert np.array_equal(z[t.name], t.generate()), t.name
+
+
+def test_torch_rng_plan_reports_the_call_and_exactness():
+    client = create_app().test_client()
+    r = client.post("/v1/plan", json=DOC)
+    tensors = {t["name"]: t for t in r.get_json()["tensors"]}
+    assert tensors["fc1.weight"]["torch_call"].startswith("torch.nn.init.kaiming_normal_(")
+    assert tensors["fc1.weight"]["exact"] is True
+    assert r.get_json()["engine"]["bit_generator"].startswith("MT19937")
+
+
+def test_torch_rng_limit_is_413_naming_it():
+    client = create_app({"max_torch_elements": 1000}).test_client()
+    r = client.post("/v1/weights", json={**DOC, "tensors": ["fc1.weight"], "format": "npy"})
+    assert r.status_code == 413
+    p = r.get_json()
+    assert (p["limit"], p["requested"], p["allowed"]) == ("max_torch_elements", 64 * 32, 1000)
+    # Only what lies before the last selected tensor counts: the bias alone costs its weight too.
+    r = client.post("/v1/weights", json={**DOC, "tensors": ["rnn.bias_hh"], "format": "npy"})
+    assert r.get_json()["requested"] == 64 * 32 + 32 + 64 * 32 + 64 * 16 + 64 + 64
