@@ -415,9 +415,9 @@ _OTHERS = [
 ]
 
 _POLICIES = [
-    Scheme("auto", "Per layer from its activation, the rules of thumb: tanh, sigmoid, softmax, linear -> Xavier "
-           "uniform; relu, leaky_relu, elu, gelu, silu -> He normal (with the leaky slope); selu -> LeCun normal",
-           "xavier_uniform | he_normal | lecun_normal by activation", r"\text{by activation}", (), None,
+    Scheme("auto", "Per layer from its activation, the rules of thumb: tanh -> Xavier uniform with gain 5/3; "
+           "sigmoid, softmax, linear -> Xavier uniform; relu, leaky_relu, elu, gelu, silu -> He normal (with the leaky slope); selu -> LeCun normal",
+           "xavier_uniform (gain 5/3 for tanh) | he_normal | lecun_normal by activation", r"\text{by activation}", (), None,
            family="policy", recommended=(), paper=f"{_XAVIER_PAPER}; {_HE_PAPER}"),
     Scheme("torch_default", "What PyTorch's module constructors do: Linear/Conv weight and bias U[+-1/sqrt(fan_in)]; "
            "recurrent U[+-1/sqrt(hidden)]; Embedding N(0, 1); attention in-projections Xavier uniform over (3E, E), "
