@@ -6,6 +6,16 @@ PY="${WEIGHTINIT_VENV:-$ROOT/.venv}/bin/python"
 
 # Debian packages: command -> package.
 declare -A APT=()
+# Node.js and npm for the Node client example (examples/node): the machine image ships Node 20;
+# Debian's packages are the fallback.
+APT[node]=nodejs
+APT[npm]=npm
+# jq, for the curl examples (examples/curl) and their test.
+APT[jq]=jq
+# Headless Chromium and its WebDriver for the explorer's browser test (tests/browser; selenium drives
+# Debian's build, no browser is downloaded).
+APT[chromium]=chromium
+APT[chromedriver]=chromium-driver
 missing=()
 for cmd in "${!APT[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")
@@ -19,4 +29,28 @@ fi
 # PyTorch (CPU, test-only, for the cross-checks against torch.nn.init); 2.13.0 is a local file here.
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q torch==2.13.0 || echo "test-deps: torch 2.13.0 unavailable; torch cross-checks will be skipped" >&2
+fi
+
+# The Node client example's packages (examples/node/package-lock.json), installed with `npm ci`
+# only when the lock file changed since the last install.
+node_dir="$ROOT/examples/node"
+if [ -f "$node_dir/package-lock.json" ] && command -v npm >/dev/null 2>&1; then
+  want="$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)"
+  stamp="$node_dir/node_modules/.weightinit-installed"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    if (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+      echo "$want" >"$stamp"
+    else
+      echo "test-deps: npm ci failed in examples/node; the Node client tests will fail" >&2
+    fi
+  fi
+fi
+
+# Containers: no Docker engine here, but podman works once shared/tools/container-env.sh has set
+# it up (podman, runc, a containers.conf, local stand-ins for the base images since no image
+# registry is reachable). It lies beside the clone (../shared); idempotent, and quick when ready.
+container_env="$(dirname "$ROOT")/shared/tools/container-env.sh"
+if [ -f "$container_env" ] && ! docker info >/dev/null 2>&1; then
+  (cd "$ROOT" && bash "$container_env" Dockerfile docker-compose.yml) ||
+    echo "test-deps: container-env.sh failed; the container smoke test will be skipped" >&2
 fi
