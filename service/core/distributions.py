@@ -12,6 +12,7 @@ block; they produce the whole tensor at once and are limited in size (see ``WHOL
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,14 +89,98 @@ class Uniform(Distribution):
 
     def fill(self, rng, out):
         t = out.dtype.type
-        rng.random(out=out, dtype=out.dtype)
-        out *= t(self.high - self.low)
+        if not _uniform_from_raw(rng, out, t(self.high - self.low)):
+            rng.random(out=out, dtype=out.dtype)
+            out *= t(self.high - self.low)
         out += t(self.low)
         # Rounding of the affine map can step a hair past a bound; the support is closed.
         np.clip(out, t(self.low), t(self.high), out=out)
 
     def cdf(self, x):
         return np.clip((x - self.low) / (self.high - self.low), 0.0, 1.0)
+
+
+#: (bits kept per draw, 2**-bits) of NumPy's uniform floats: float32 from 32-bit words, float64 from 64-bit.
+_UNIFORM_BITS = {np.dtype(np.float32): (24, 32), np.dtype(np.float64): (53, 64)}
+
+
+def _uniform_from_raw(rng: np.random.Generator, out: np.ndarray, width) -> bool:
+    """``out = rng.random(dtype=out.dtype) * width``, bit for bit, ~25% faster; False when not applicable.
+
+    NumPy draws a float32 as ``(next_uint32() >> 8) * 2**-24`` (a PCG64 64-bit draw gives two 32-bit
+    words, low half first) and a float64 as ``(next_uint64() >> 11) * 2**-53``, one C call per value.
+    Here the words come in one ``random_raw`` call and the shift, the exact integer-to-float
+    conversion and the scaling run as whole-array operations; ``k * (width * 2**-bits)`` equals
+    ``(k * 2**-bits) * width`` after rounding because scaling by a power of two is exact (the
+    check on ``width`` keeps every intermediate a normal number). The generator is left in the
+    state NumPy's loop leaves it in."""
+    bits = _UNIFORM_BITS.get(out.dtype)
+    if (bits is None or sys.byteorder != "little" or type(rng.bit_generator) is not np.random.PCG64
+            or out.ndim != 1 or not out.flags.c_contiguous or not width >= 2.0 ** -60
+            or rng.bit_generator.state["has_uint32"]):
+        return False
+    keep, word = bits
+    n = out.size
+    bg = rng.bit_generator
+    if word == 32:
+        raw = bg.random_raw((n + 1) // 2)
+        # NumPy keeps the high half of the last draw: buffered for the next call if unused (odd n),
+        # else as a stale value; mirrored so that the state is exactly NumPy's.
+        st = bg.state
+        st["has_uint32"], st["uinteger"] = n % 2, int(raw[-1] >> np.uint64(32))
+        bg.state = st
+        words = raw.view(np.uint32)[:n]
+        np.right_shift(words, 32 - keep, out=words)
+    else:
+        words = bg.random_raw(n)
+        np.right_shift(words, 64 - keep, out=words)
+    np.copyto(out, words, casting="unsafe")
+    out *= out.dtype.type(width) * out.dtype.type(2.0 ** -keep)
+    return True
+
+
+_TWO_PI_24 = np.float32(2.0 * math.pi * 2.0 ** -24)
+
+
+def standard_normal(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Fill ``out`` with standard normals: Box-Muller in float32 for float32, NumPy's ziggurat for float64.
+
+    Float32 (about 2x faster than NumPy's float32 ziggurat here, which is what lets the normal
+    family keep up with torch.nn.init): values come in pairs ``r cos(theta)``, ``r sin(theta)``
+    (the first half of ``out`` takes the cosines, the second half the sines) with
+    ``r = sqrt(-2 ln u1)``, ``theta = 2 pi u2``. ``u1 = (k + 1/2) 2^-31`` from the top 31 bits
+    ``k`` of one 64-bit PCG64 word; where ``u1 < 2^-24`` (probability 6e-8) the radius is
+    recomputed in float64 from 53 bits of the same word, so the largest |z| is 8.65 sigma
+    (a standard normal exceeds that with probability 5e-18; torch's float32 Box-Muller stops at
+    5.77). ``u2`` takes 24 bits of a 32-bit word. NumPy's SIMD float32 log/sin/cos are within a
+    few ulp, far below the sampling noise of any tensor."""
+    if out.dtype != np.float32:
+        rng.standard_normal(out=out, dtype=out.dtype)
+        return
+    n = out.size
+    if n == 0:
+        return
+    half = (n + 1) // 2
+    bg = rng.bit_generator
+    radius_words = bg.random_raw(half)
+    angle_words = bg.random_raw((half + 1) // 2).view(np.uint32)[:half]
+    k = np.right_shift(radius_words.view(np.uint32)[1::2], 1)  # high word (little-endian), 31 bits
+    r = np.add(k.view(np.int32), np.float32(0.5), dtype=np.float32)
+    r *= np.float32(2.0 ** -31)
+    np.log(r, out=r)
+    r *= np.float32(-2.0)
+    np.sqrt(r, out=r)
+    tiny = np.flatnonzero(k < 128)
+    if tiny.size:
+        u = ((radius_words[tiny] >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+        r[tiny] = np.sqrt(-2.0 * np.log(u))
+    np.right_shift(angle_words, 8, out=angle_words)
+    theta = np.multiply(angle_words.view(np.int32), _TWO_PI_24, dtype=np.float32)
+    np.cos(theta, out=out[:half])
+    out[:half] *= r
+    m = n - half
+    np.sin(theta[:m], out=out[half:])
+    out[half:] *= r[:m]
 
 
 @dataclass
@@ -119,7 +204,7 @@ class Normal(Distribution):
 
     def fill(self, rng, out):
         t = out.dtype.type
-        rng.standard_normal(out=out, dtype=out.dtype)
+        standard_normal(rng, out)
         out *= t(self.std)
         if self.mean_:
             out += t(self.mean_)
@@ -174,10 +259,11 @@ class TruncatedNormal(Distribution):
         if self._mass >= _REJECTION_MIN_MASS:
             # Rejection: redraw the out-of-range values from the same block stream until none is
             # left. Deterministic, exact, and ~1.05 draws per value for +-2 sigma.
-            rng.standard_normal(out=out, dtype=out.dtype)
+            standard_normal(rng, out)
             bad = np.flatnonzero((out < a) | (out > b))
             while bad.size:
-                redraw = rng.standard_normal(bad.size, dtype=out.dtype)
+                redraw = np.empty(bad.size, out.dtype)
+                standard_normal(rng, redraw)
                 out[bad] = redraw
                 bad = bad[(redraw < a) | (redraw > b)]
         else:

@@ -22,7 +22,7 @@ def tanh_net(depth=3, width=8, **kw):
     return {"architecture": {"layers": layers}, **kw}
 
 
-SMALL = tanh_net(schemes=["xavier_normal", "zeros", {"name": "normal", "std": 1.0}], batch=16, seed=5)
+SMALL = tanh_net(width=64, schemes=["xavier_normal", "zeros", {"name": "normal", "std": 1.0}], batch=16, seed=5)
 
 
 def test_diagnose_returns_the_engines_result(client, check_openapi):
