@@ -10,6 +10,10 @@ declare -A APT=()
 # Debian's packages are the fallback.
 APT[node]=nodejs
 APT[npm]=npm
+# wrk (benchmarks/run.py: small-request throughput; tests/hardening/test_load_faults.py: 20 s of mixed load) and nginx (tests/scale/test_nginx.py: the load
+# balancer of deploy/nginx.conf in front of two gunicorn instances, started by hand, no daemon).
+APT[wrk]=wrk
+APT[nginx]=nginx
 # jq, for the curl examples (examples/curl) and their test.
 APT[jq]=jq
 # Headless Chromium and its WebDriver for the explorer's browser test (tests/browser; selenium drives

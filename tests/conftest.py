@@ -69,13 +69,14 @@ class Server:
         return self.stderr.read_text(errors="replace")
 
 
-def start_server(tmpdir: Path, env: dict | None = None, timeout: float = 60.0) -> Server:
+def start_server(tmpdir: Path, env: dict | None = None, timeout: float = 60.0,
+                 app: str = "service:create_app()") -> Server:
     import requests
 
     port = free_port()
     stdout, stderr = tmpdir / "access.log", tmpdir / "error.log"
     full_env = {**os.environ, "PORT": str(port), "WEIGHTINIT_HOST": "127.0.0.1", **(env or {})}
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "service:create_app()"]
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app]
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     server = Server(f"http://127.0.0.1:{port}", port, proc, stdout, stderr)

@@ -18,20 +18,37 @@ server cannot send what the client says it accepts.
 from __future__ import annotations
 
 import base64
+import errno
+import hashlib
 import logging
+import re
+
+import orjson
 
 from flask import Blueprint, Response, g, request
 
 from .. import limits
 from ..core import build_plan
+from ..core.errors import SpecError
 from ..core.plan import Plan
 from ..core.report import report
 from ..encoders import FORMATS, MEDIA_TYPES, encode
 from ..schemas import WeightsRequestSchema, load_request
+from .cache import Entry, ResponseCache
+from .errors import Problem
 from .http import (JSON, accept, config, immutable_headers, json_response, matches_if_none_match, not_acceptable,
-                   not_modified, read_json_body, require_accept)
+                   not_modified, parse_json, read_body_bytes, require_accept)
 
 bp = Blueprint("weights", __name__)
+
+
+@bp.record_once
+def _install_fast_path(state):
+    """Repeated requests are answered before Flask's request machinery (``service.api.fastpath``)."""
+    from .fastpath import install
+
+    install(state.app)
+
 log = logging.getLogger("weightinit")
 
 #: Media type -> format, in the server's order of preference for ``Accept: */*``.
@@ -44,10 +61,27 @@ ACCEPTED = {
 }
 
 
-def _load() -> tuple[dict, str | None]:
+CACHE_KEY = "weightinit.cache"
+
+
+def _cache() -> ResponseCache:
+    from flask import current_app
+
+    cache = current_app.extensions.get(CACHE_KEY)
+    if cache is None:
+        cache = current_app.extensions.setdefault(CACHE_KEY, ResponseCache())
+    return cache
+
+
+def _key(raw: bytes) -> bytes:
+    """Cache key of this request: the path, the Accept header (it picks the format) and the raw body."""
+    return ResponseCache.key(request.path, request.headers.get("Accept"), raw)
+
+
+def _load(raw: bytes) -> tuple[dict, str | None]:
     """Parse and validate the posted document: (the document without ``format``, ``format``)."""
     cfg = config()
-    doc = read_json_body()
+    doc = parse_json(raw)
     limits.check_document(doc, cfg)
     load_request(doc, WeightsRequestSchema)
     engine_doc = {k: v for k, v in doc.items() if k != "format"}
@@ -88,55 +122,240 @@ def artifact_headers(plan: Plan, fmt: str) -> dict:
 
 @bp.post("/v1/plan")
 def plan_view():
-    engine_doc, _ = _load()
-    require_accept(JSON)
-    plan = _plan(engine_doc)
-    headers = {**immutable_headers(f'"{plan.fingerprint()}-plan"'), "X-Weightinit-Seed": str(plan.seed),
-               "X-Weightinit-Scheme": plan.document["scheme"]["name"]}
+    raw = read_body_bytes()
+    key = _key(raw)
+    entry = _cache().get(key)
+    if entry is None:  # parse, validate, plan and report once per distinct body (and Accept)
+        engine_doc, _ = _load(raw)
+        require_accept(JSON)
+        plan = _plan(engine_doc)
+        headers = {**immutable_headers(f'"{plan.fingerprint()}-plan"'), "X-Weightinit-Seed": str(plan.seed),
+                   "X-Weightinit-Scheme": plan.document["scheme"]["name"]}
+        entry = _cache().put(key, Entry(headers, body=orjson.dumps(report(plan))))
+    headers = dict(entry.headers)
     if matches_if_none_match(headers["ETag"]):
         return not_modified(headers)
-    return json_response(report(plan), headers=headers)
-
-
-@bp.post("/v1/weights")
-def weights_view():
-    engine_doc, body_format = _load()
-    fmt, media_type = negotiate(body_format)
-    plan = _plan(engine_doc)
-    limits.check_elements(plan, fmt, config())
-    limits.check_torch_replay(plan, config())
-    headers = artifact_headers(plan, fmt)
-    if fmt != "json":
-        artifact = encode(plan, fmt)  # lazy: draws nothing yet; raises for npy with several tensors
-    if matches_if_none_match(headers["ETag"]):
-        return not_modified(headers)
-    if fmt == "json":
-        artifact = encode(plan, "json")
-        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(artifact.sha256)).decode()}:"
-        body = b"".join(artifact.chunks())  # one bytes object already: the JSON artifact is built in memory
-        resp = Response(body, status=200, mimetype=media_type)
-    else:
-        resp = Response(_stream(artifact, g.get("request_id")), status=200, mimetype=media_type,
-                        direct_passthrough=True)
-        resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
-        resp.headers["Accept-Ranges"] = "none"
-    resp.headers["Content-Length"] = str(artifact.length)
+    if entry.body is None:  # too large to keep: rebuilt (rare: a plan of thousands of tensors)
+        engine_doc, _ = _load(raw)
+        return json_response(report(_plan(engine_doc)), headers=headers)
+    resp = Response(entry.body, status=200, mimetype=JSON)
     for k, v in headers.items():
         resp.headers[k] = v
     return resp
 
 
-def _stream(artifact, request_id):
+def _weights_entry(raw: bytes) -> Entry:
+    """The validated request: plan, format, media type and headers (cached per body and Accept)."""
+    key = _key(raw)
+    entry = _cache().get(key)
+    if entry is not None:
+        return entry
+    engine_doc, body_format = _load(raw)
+    fmt, media_type = negotiate(body_format)
+    plan = _plan(engine_doc)
+    over = None
+    try:
+        limits.check_elements(plan, fmt, config())
+    except SpecError as e:
+        # A Range request is held to max_binary_elements by the values its part carries (checked in
+        # the view), so that a model larger than the limit can still be fetched in parts.
+        if not (e.limit == "max_binary_elements" and fmt in ("npy", "safetensors") and "Range" in request.headers):
+            raise
+        over = e
+    limits.check_torch_replay(plan, config())
+    headers = artifact_headers(plan, fmt)
+    entry = Entry(headers, plan=plan, fmt=fmt, media_type=media_type)
+    if over is not None:
+        entry.extra["over_limit"] = over
+    if fmt != "json":
+        # Lazy: draws nothing yet (raises for npy with several tensors). Stateless (chunks() starts
+        # afresh each call), so one Artifact serves every request of this body, Range parts included.
+        artifact = entry.extra["artifact"] = encode(plan, fmt)
+        entry.held = sum(len(seg) for seg in artifact.segments or () if isinstance(seg, bytes))
+    if plan.document["rng"] != "weightinit":  # rng torch plans hold replay state: never shared
+        return entry
+    return _cache().put(key, entry)
+
+
+def _json_artifact(entry: Entry) -> tuple[bytes, str]:
+    """(body, sha-256 hex) of a JSON artifact; small ones are kept in the cache entry."""
+    cached = entry.extra.get("json")
+    if cached is not None:
+        return cached
+    artifact = encode(entry.plan, "json")
+    body = b"".join(artifact.chunks())  # one bytes object already: the JSON artifact is built in memory
+    if len(body) <= 1 << 20 and entry.plan.document["rng"] == "weightinit":
+        entry.extra["json"] = (body, artifact.sha256)
+    return body, artifact.sha256
+
+
+def requested_range(length: int, etag: str) -> tuple[int, int] | None:
+    """The byte range ``[start, stop)`` a ``Range: bytes=...`` header selects, or None for the whole.
+
+    One range only (``a-b``, ``a-``, ``-n``). Ignored, so that the whole artifact is sent, as
+    RFC 9110 allows: no Range, a malformed one, several ranges, or an ``If-Range`` that is not
+    this response's (strong) ETag. A 416 when the range starts past the end (or ``-0``)."""
+    header = request.headers.get("Range")
+    if header is None:
+        return None
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range.strip() != etag:
+        return None
+    m = _RANGE.fullmatch(header)
+    if m is None or not (m.group(1) or m.group(2)):
+        return None
+    first, last = m.group(1), m.group(2)
+    if first:
+        start = int(first)
+        if last and int(last) < start:
+            return None  # invalid: ignored
+        if start >= length:
+            raise _unsatisfiable(length, f"the range starts at byte {start}; the artifact has {length} bytes")
+        return start, min(int(last) + 1, length) if last else length
+    suffix = int(last)
+    if suffix == 0:
+        raise _unsatisfiable(length, "a suffix range of 0 bytes selects nothing")
+    return max(length - suffix, 0), length
+
+
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})\s*")
+
+
+def _unsatisfiable(length: int, detail: str) -> Problem:
+    return Problem(416, "Range Not Satisfiable", detail, headers={"Content-Range": f"bytes */{length}"}, length=length)
+
+
+@bp.post("/v1/weights")
+def weights_view():
+    entry = _weights_entry(read_body_bytes())
+    plan, fmt, media_type = entry.plan, entry.fmt, entry.media_type
+    headers = dict(entry.headers)
+    over = entry.extra.get("over_limit")
+    if over is not None:  # too many values for one response: only a part that carries few enough
+        artifact = entry.extra["artifact"]
+        span = requested_range(artifact.length, headers["ETag"])
+        carried = 0 if span is None else -(-(span[1] - span[0]) // min(t.dtype.itemsize for t in plan.selected))
+        if span is None or carried > over.allowed:
+            raise over
+    if matches_if_none_match(headers["ETag"]):
+        return not_modified(headers)
+    if fmt != "json":
+        artifact = entry.extra.get("artifact") or encode(plan, fmt)  # lazy: draws nothing yet
+    if fmt != "json" and artifact.ranges:
+        headers["Accept-Ranges"] = "bytes"
+        span = requested_range(artifact.length, headers["ETag"])
+        if span is not None:
+            return _partial(artifact, span, media_type, headers)
+    if fmt == "json":
+        body, sha256 = _json_artifact(entry)
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:"
+        resp = Response(body, status=200, mimetype=media_type)
+    elif artifact.length <= config().digest_max_bytes:
+        # A small artifact is built in memory first (at most digest_max_bytes, one copy), so that its
+        # sha-256 can go out before the body, in Repr-Digest; a client verifies the whole download.
+        body = b"".join(bytes(chunk) for chunk in artifact.chunks())  # copies: chunks reuse their buffers
+        if len(body) != artifact.length:
+            raise RuntimeError(f"the {fmt} encoder produced {len(body)} bytes, announced {artifact.length}")
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
+        resp = Response(body, status=200, mimetype=media_type)
+        resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+        resp.headers["Accept-Ranges"] = "none"
+    else:
+        resp = Response(_stream(artifact, g.get("request_id"), None, _direct_socket()), status=200,
+                        mimetype=media_type, direct_passthrough=True)
+        resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+        resp.headers["Accept-Ranges"] = "none"
+    resp.headers["Content-Length"] = str(len(body) if fmt == "json" else artifact.length)
+    for k, v in headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def _partial(artifact, span: tuple[int, int], media_type: str, headers: dict) -> Response:
+    """206 Partial Content: bytes ``[start, stop)`` of the artifact, drawing only the blocks they need.
+
+    A small artifact (at most ``digest_max_bytes``) is built whole, as for a 200, so that its
+    ``Repr-Digest`` (of the whole representation, RFC 9530) goes out with every part."""
+    start, stop = span
+    if artifact.length <= config().digest_max_bytes:
+        body = b"".join(bytes(chunk) for chunk in artifact.chunks())
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
+        resp = Response(body[start:stop], status=206, mimetype=media_type)
+    else:
+        resp = Response(_stream(artifact, g.get("request_id"), span, _direct_socket()), status=206,
+                        mimetype=media_type, direct_passthrough=True)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+    resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{artifact.length}"
+    resp.headers["Content-Length"] = str(stop - start)
+    for k, v in headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def _direct_socket():
+    """The client's socket when the body may be written to it directly: under gunicorn, HTTP/1.x.
+
+    gunicorn's ``write`` takes ``bytes`` only, so every block (a view of a reused buffer) would
+    be copied once more on its way out; writing the views to the socket saves that copy (about
+    a tenth of a large download's server CPU). gunicorn puts the socket in the environ as
+    ``gunicorn.socket`` and, since the response has a Content-Length, frames nothing itself: it
+    sends the status line and headers at the first (empty) chunk and keeps the connection alive
+    afterwards. Elsewhere (other servers, HTTP/2, tests) the body goes through the server."""
+    env = request.environ
+    sock = env.get("gunicorn.socket")
+    if (sock is None or not env.get("SERVER_SOFTWARE", "").startswith("gunicorn")
+            or env.get("SERVER_PROTOCOL") not in ("HTTP/1.1", "HTTP/1.0") or env.get("HTTP_VERSION") == "2"):
+        return None
+    return _Direct(sock, getattr(env.get("weightinit.start_response"), "__self__", None))
+
+
+class _Direct:
+    """The client socket, plus gunicorn's Response whose ``sent`` (the access log's body bytes)
+    counts what is written here."""
+
+    def __init__(self, sock, resp):
+        self.sock = sock
+        self.resp = resp if isinstance(getattr(resp, "sent", None), int) else None
+
+    def sendall(self, data) -> None:
+        self.sock.sendall(data)
+        if self.resp is not None:
+            self.resp.sent += len(data)
+
+
+def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None):
     """The artifact's chunks as bytes (WSGI servers accept bytes only), one block at a time.
 
     Each chunk is copied out of the encoder's reused buffer (at most one block, 1 MiB for
     float32) and handed to the server, so memory stays bounded whatever the artifact's size.
     A failure mid-stream cannot become a problem response any more: it is logged with the
-    request id, and the connection closes short of Content-Length, which clients detect."""
+    request id, and the connection closes short of Content-Length, which clients detect
+    (gunicorn closes the socket when the iterator raises after the headers went out). A stream
+    that ends short of ``artifact.length`` without an error raises too, so that it can never
+    look like a whole response on a kept-alive connection."""
+    sent = 0
+    expected = artifact.length if span is None else span[1] - span[0]
     try:
-        for chunk in artifact.chunks():
-            yield chunk if isinstance(chunk, bytes) else bytes(chunk)
-    except Exception:  # not GeneratorExit: a client that hangs up is no error
+        chunks = artifact.chunks() if span is None else artifact.byte_range(*span)
+        if sock is not None:
+            yield b""  # gunicorn sends the status line and headers now
+            for chunk in chunks:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        else:
+            for chunk in chunks:
+                data = chunk if isinstance(chunk, bytes) else bytes(chunk)
+                sent += len(data)
+                yield data
+        if sent != expected:
+            raise RuntimeError(f"the {artifact.format} stream ended after {sent} of {expected} bytes")
+    except (BrokenPipeError, ConnectionResetError):  # the client hung up: no error; gunicorn closes quietly
+        raise
+    except BlockingIOError as e:  # SO_SNDTIMEO (gunicorn.conf.py): the client took no byte for io_timeout seconds
+        log.warning("artifact stream stopped after %d of %d bytes: the client took nothing for "
+                    "WEIGHTINIT_IO_TIMEOUT seconds (request id %s)", sent, expected, request_id)
+        raise BrokenPipeError(errno.EPIPE, "the client stopped reading") from e  # closed like a hang-up
+    except Exception:  # not GeneratorExit either: the generator closed early is no error
         log.exception("artifact stream failed (request id %s)", request_id)
         raise
 

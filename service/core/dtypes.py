@@ -34,12 +34,17 @@ DTYPES: dict[str, DType] = {
 def float32_to_bfloat16_bits(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Round float32 values to bfloat16 (nearest, ties to even) and return the uint16 bits."""
     bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    # Adding 0x7FFF plus the lowest kept bit rounds to nearest-even in the upper 16 bits.
-    rounded = bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
-    upper = (rounded >> np.uint32(16)).astype(np.uint16)
+    # Adding 0x7FFF plus the lowest kept bit rounds to nearest-even in the upper 16 bits. One
+    # temporary, updated in place (uint32 arithmetic wraps the same in any order): fresh arrays
+    # cost page faults, and this runs once per block of every bfloat16 tensor.
+    t = np.right_shift(bits, np.uint32(16))
+    t &= np.uint32(1)
+    t += np.uint32(0x7FFF)
+    t += bits
+    t >>= np.uint32(16)
     if out is None:
-        return upper
-    out[...] = upper
+        return t.astype(np.uint16)
+    np.copyto(out, t, casting="unsafe")
     return out
 
 

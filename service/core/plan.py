@@ -25,6 +25,13 @@ from .layers import BIASED, LAYER_FIELDS, NORMS, COMMON_FIELDS, Layer, TensorSpe
 from ..version import ENGINE_VERSION
 
 SEED_MAX = 2 ** 63  # exclusive
+#: The most elements one architecture may hold, all tensors together (413 ``max_plan_elements``, fixed):
+#: element and byte counts then stay exact in every JSON parser (IEEE doubles) and within zip64's sizes.
+#: Far above anything that can be generated; it only bounds what ``/v1/plan`` describes.
+MAX_PLAN_ELEMENTS = 1 << 53
+#: An unbounded normal is checked against its dtype's range at mean +- NORMAL_REACH * std (a draw beyond
+#: 10 standard deviations has probability below 2e-23).
+NORMAL_REACH = 10.0
 LAYOUTS = ("torch", "keras")
 RNGS = ("weightinit", "torch")
 DOC_FIELDS = ("architecture", "scheme", "seed", "dtype", "layout", "bias", "tensors", "rng")
@@ -169,6 +176,74 @@ class TensorPlan:
 
         yield from streams.pipelined(n, produce, parallel=parallel)
 
+    @staticmethod
+    def stream(tensors: list, parallel: bool = True):
+        """Yield ``(tensor, values)`` for the blocks of several tensors, in order, like ``blocks`` of
+        each in turn, but with one prefetch pipeline across consecutive block-wise tensors: the
+        thread pool does not drain and refill at every tensor boundary (a model has hundreds).
+
+        Values are views of reused buffers (each valid until the next is requested)."""
+        i = 0
+        while i < len(tensors):
+            t = tensors[i]
+            if t.replay is not None or not t.distribution.blockwise:
+                for values in t.blocks(parallel=parallel):
+                    yield t, values
+                i += 1
+                continue
+            j = i
+            while j < len(tensors) and tensors[j].replay is None and tensors[j].distribution.blockwise \
+                    and tensors[j].dtype == t.dtype:
+                j += 1
+            group = tensors[i:j]
+            work = [(u, b) for u in group for b in range(streams.n_blocks(u.size))]
+            per = min(max(u.size for u in group), streams.BLOCK_ELEMENTS)
+            cast = t.dtype.storage != t.dtype.compute
+            bufs: dict[int, tuple] = {}
+
+            def produce(k, slot, work=work, per=per, cast=cast, bufs=bufs):
+                u, b = work[k]
+                if slot not in bufs:
+                    bufs[slot] = (np.empty(per, u.dtype.compute), np.empty(per, u.dtype.storage) if cast else None)
+                compute, storage = bufs[slot]
+                return u, u._fill_block(b, compute, storage)
+
+            yield from streams.pipelined(len(work), produce, parallel=parallel)
+            i = j
+
+    def block_range(self, start: int, stop: int, parallel: bool = True):
+        """Yield the values of flat elements ``[start, stop)`` in storage dtype, in C order, drawing
+        only the blocks that overlap the range (each block is its own stream, so any slice of a
+        tensor is computable alone: what HTTP ``Range`` requests and sharded fetches rely on).
+
+        The pieces concatenate to ``generate().reshape(-1)[start:stop]``; like ``blocks`` they are
+        views of reused buffers, each valid until the next is requested. Whole-matrix and
+        ``rng: torch`` tensors (at most ``WHOLE_MAX_ELEMENTS``) are drawn whole and sliced."""
+        if not 0 <= start <= stop <= self.size:
+            raise ValueError(f"element range [{start}, {stop}) outside {self.name} ({self.size} elements)")
+        if start == stop:
+            return
+        if self.replay is not None or not self.distribution.blockwise:
+            whole = self._replayed() if self.replay is not None else to_storage(self._whole(), self.dtype)
+            yield whole[start:stop]
+            return
+        first = start // streams.BLOCK_ELEMENTS
+        last = (stop - 1) // streams.BLOCK_ELEMENTS
+        per = min(self.size, streams.BLOCK_ELEMENTS)
+        bufs: dict[int, tuple] = {}
+        cast = self.dtype.storage != self.dtype.compute
+
+        def produce(i, slot):
+            b = first + i
+            if slot not in bufs:
+                bufs[slot] = (np.empty(per, self.dtype.compute), np.empty(per, self.dtype.storage) if cast else None)
+            compute, storage = bufs[slot]
+            values = self._fill_block(b, compute, storage)
+            lo, _ = streams.block_bounds(self.size, b)
+            return values[max(start - lo, 0): stop - lo]
+
+        yield from streams.pipelined(last - first + 1, produce, parallel=parallel)
+
     def generate(self, parallel: bool = True) -> np.ndarray:
         """The whole tensor in storage dtype and storage shape (a fresh array)."""
         if self.replay is not None:
@@ -250,7 +325,7 @@ def normalize_document(doc) -> dict:
     if isinstance(seed, bool) or not isinstance(seed, int) or not (0 <= seed < SEED_MAX):
         raise SpecError("seed", f"must be an integer with 0 <= seed < 2**63, got {seed!r}")
     dtype = doc.get("dtype", "float32")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise SpecError("dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
     layout = doc.get("layout", "torch")
     if layout not in LAYOUTS:
@@ -268,7 +343,7 @@ def normalize_document(doc) -> dict:
             raise SpecError(f"architecture.layers.{i}", "a layer must be an object")
         layer = dict(layer)
         t = layer.get("type")
-        if t not in LAYER_FIELDS:
+        if not isinstance(t, str) or t not in LAYER_FIELDS:
             raise SpecError(f"architecture.layers.{i}.type", f"unknown layer type {t!r}; expected one of {', '.join(LAYER_FIELDS)}")
         extra = sorted(set(layer) - set(COMMON_FIELDS) - set(LAYER_FIELDS[t]))
         if extra:
@@ -289,6 +364,28 @@ def normalize_document(doc) -> dict:
         "tensors": tensors,
         "rng": rng,
     }
+
+
+def _overflow(dist, dtype: DType) -> str | None:
+    """Why values of ``dist`` would not fit in ``dtype`` (they would round to +-inf), or None.
+
+    Only float16 (largest finite value 65504) can be reached: scheme parameters are bounded
+    (at most 1e6 for means, stds and bounds, 1000 for gains), far inside float32 and bfloat16."""
+    b = dist.bounds()
+    if b is None:  # an unbounded normal (normal, sparse): mean +- NORMAL_REACH std
+        p = dist.parameters()
+        std = float(p.get("std") or math.sqrt(max(dist.variance(), 0.0)))
+        b = [dist.mean() - NORMAL_REACH * std, dist.mean() + NORMAL_REACH * std]
+        what = f"reaches {max(abs(b[0]), abs(b[1])):.6g} (mean +- {NORMAL_REACH:g} std)"
+    else:
+        what = f"reaches {max(abs(b[0]), abs(b[1])):.6g}"
+    reach = max(abs(float(b[0])), abs(float(b[1])))
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(round_scalar(reach, dtype)):
+            return None
+    largest = float(np.finfo(np.float16).max) if dtype.name == "float16" else float(np.finfo(np.float32).max)
+    return (f"{dist.name} {what}, beyond the largest finite {dtype.name} value ({largest:g}): its values "
+            f"would overflow to infinity; use a smaller scale or another dtype")
 
 
 def build_plan(doc: dict, *, max_tensors: int | None = None) -> Plan:
@@ -325,6 +422,11 @@ def build_plan(doc: dict, *, max_tensors: int | None = None) -> Plan:
         if max_tensors is not None and len(specs) > max_tensors:
             raise SpecError("architecture.layers", f"the architecture has more than {max_tensors} tensors",
                             limit="max_tensors", requested=len(specs), allowed=max_tensors)
+    total = sum(ts.size for ts, _ in specs)
+    if total > MAX_PLAN_ELEMENTS:
+        raise SpecError("architecture.layers", f"the architecture has {total} elements; at most 2**53 = "
+                                               f"{MAX_PLAN_ELEMENTS} are allowed", limit="max_plan_elements",
+                        requested=total if total < SEED_MAX else None, allowed=MAX_PLAN_ELEMENTS)
     tensor_names = [s.name for s, _ in specs]
     if len(set(tensor_names)) != len(tensor_names):
         dup = next(n for n in tensor_names if tensor_names.count(n) > 1)
@@ -347,6 +449,11 @@ def build_plan(doc: dict, *, max_tensors: int | None = None) -> Plan:
             msg = e.message if not e.field or e.field in ("", "scheme") else f"{e.field}: {e.message}"
             raise SpecError(field_name, f"{spec['name']} on {ts.name} (shape {list(ts.shape)}): {msg}") from None
         dist = resolved.distribution
+        overflow = _overflow(dist, dtype)
+        if overflow:
+            field_name = {"layer": f"{where}.scheme" if ts.role not in ("bias", "norm_bias") else f"{where}.bias",
+                          "request": "scheme" if ts.role not in ("bias", "norm_bias") else "bias"}.get(by, "dtype")
+            raise SpecError(field_name, f"{spec['name']} on {ts.name}: {overflow}")
         if isinstance(dist, WholeMatrix) and ts.size > WHOLE_MAX_ELEMENTS:
             raise SpecError(f"{where}.scheme" if by == "layer" else "scheme",
                             f"{dist.name} is drawn as a whole matrix, limited to {WHOLE_MAX_ELEMENTS} elements; "

@@ -32,6 +32,50 @@ class Artifact:
     chunks: Callable[[], Iterator[bytes]]
     filename: str
     sha256: str | None = None   # of the whole artifact, where known before sending (JSON)
+    #: The artifact as consecutive pieces, each ``bytes`` or a ``TensorPlan`` (its raw data), when
+    #: every byte's value is known without the bytes before it (npy, safetensors): what makes
+    #: ``byte_range`` possible. None for npz (its CRCs follow the data) and JSON (built whole).
+    segments: tuple | None = None
+
+    @property
+    def ranges(self) -> bool:
+        return self.segments is not None
+
+    def byte_range(self, start: int, stop: int, *, parallel: bool = True) -> Iterator:
+        """The artifact's bytes ``[start, stop)`` (bytes / memoryviews), drawing only the blocks
+        of values that overlap the range; they equal ``b"".join(self.chunks())[start:stop]``."""
+        if self.segments is None:
+            raise ValueError(f"{self.format} artifacts cannot be cut into byte ranges")
+        if not 0 <= start <= stop <= self.length:
+            raise ValueError(f"byte range [{start}, {stop}) outside the artifact ({self.length} bytes)")
+        offset = 0
+        for seg in self.segments:
+            size = len(seg) if isinstance(seg, bytes) else seg.nbytes
+            lo, hi = max(start - offset, 0), min(stop - offset, size)
+            if lo < hi:
+                if isinstance(seg, bytes):
+                    yield seg[lo:hi]
+                else:
+                    yield from _tensor_bytes(seg, lo, hi, parallel)
+            offset += size
+            if offset >= stop:
+                return
+
+
+def _tensor_bytes(t, lo: int, hi: int, parallel: bool):
+    """Bytes ``[lo, hi)`` of a tensor's raw data, from the elements that cover them."""
+    item = t.dtype.itemsize
+    first, last = lo // item, -(-hi // item)
+    skip = lo - first * item           # bytes of the first element before lo
+    left = hi - lo
+    for piece in t.block_range(first, last, parallel=parallel):
+        view = memoryview(piece).cast("B")
+        if skip:
+            view, skip = view[skip:], 0
+        if len(view) > left:
+            view = view[:left]
+        left -= len(view)
+        yield view
 
 
 def filename(plan: Plan, fmt: str) -> str:

@@ -54,4 +54,5 @@ def encode_npy(plan: Plan, *, parallel: bool = True) -> Artifact:
         yield header
         yield from tensor_chunks(t, parallel)
 
-    return Artifact("npy", MEDIA_TYPES["npy"], len(header) + t.nbytes, chunks, filename(plan, "npy"))
+    return Artifact("npy", MEDIA_TYPES["npy"], len(header) + t.nbytes, chunks, filename(plan, "npy"),
+                    segments=(header, t))

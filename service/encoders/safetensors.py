@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import json
 
-from ..core.plan import Plan
+from ..core.plan import Plan, TensorPlan
 from ..core.report import report
 from . import MEDIA_TYPES, Artifact, filename
-from .npy import tensor_chunks
 
 
 def safetensors_header(plan: Plan) -> bytes:
@@ -43,9 +42,13 @@ def encode_safetensors(plan: Plan, *, parallel: bool = True) -> Artifact:
     header = safetensors_header(plan)
     total = 8 + len(header) + sum(t.nbytes for t in plan.selected)
 
-    def chunks():
-        yield len(header).to_bytes(8, "little") + header
-        for t in plan.selected:
-            yield from tensor_chunks(t, parallel)
+    head = len(header).to_bytes(8, "little") + header
 
-    return Artifact("safetensors", MEDIA_TYPES["safetensors"], total, chunks, filename(plan, "safetensors"))
+    def chunks():
+        yield head
+        # one prefetch pipeline across tensors (TensorPlan.stream): no pause at tensor boundaries
+        for _, block in TensorPlan.stream(plan.selected, parallel):
+            yield memoryview(block).cast("B")
+
+    return Artifact("safetensors", MEDIA_TYPES["safetensors"], total, chunks, filename(plan, "safetensors"),
+                    segments=(head, *plan.selected))

@@ -41,7 +41,7 @@ def openapi(spec_dict):
 
     config = Config(extra_media_type_deserializers={
         "application/problem+json": json.loads,
-        "application/yaml": lambda b: b.decode("utf-8"),
+        "application/yaml": yaml.safe_load,  # the spec itself: an object with openapi, info, paths
         "text/html": lambda b: b.decode("utf-8"),
         "application/x-npy": _latin1, "application/zip": _latin1,
         "application/vnd.safetensors": _latin1, "application/octet-stream": _latin1,

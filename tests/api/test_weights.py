@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from service import create_app
 from service.core import build_plan
 from service.core.report import report
 from service.encoders import encode
@@ -103,7 +104,12 @@ def test_json_float16_values_are_shortest_round_trip(client):
 def test_binary_formats_stream_the_encoder_bytes(client, fmt, media_type, check_openapi):
     doc = {**MLP, "format": fmt, **({"tensors": ["fc1.weight"]} if fmt == "npy" else {})}
     kw = {"path": "/v1/weights", "method": "POST", "json": doc}
-    r = client.open(**kw, buffered=False)
+    # By default an artifact this small (< digest_max_bytes) is built in memory to carry Repr-Digest;
+    # with the threshold at 0 it streams, like every larger one.
+    small = client.open(**kw)
+    digest = base64.b64encode(hashlib.sha256(small.get_data()).digest()).decode()
+    assert small.headers["Repr-Digest"] == f"sha-256=:{digest}:" and small.get_data() == engine_bytes(doc, fmt)
+    r = create_app({"digest_max_bytes": 0}).test_client().open(**kw, buffered=False)
     assert r.status_code == 200 and r.mimetype == media_type
     assert r.is_streamed
     raw = r.get_data()
@@ -124,15 +130,15 @@ def test_binary_body_is_a_generator_of_bounded_chunks(app, monkeypatch):
     sizes = []
     real = weights._stream
 
-    def spy(artifact, rid):
-        for chunk in real(artifact, rid):
+    def spy(artifact, rid, *args):
+        for chunk in real(artifact, rid, *args):
             assert isinstance(chunk, bytes)
             sizes.append(len(chunk))
             yield chunk
 
     monkeypatch.setattr(weights, "_stream", spy)
     doc = {"architecture": {"layers": [{"type": "tensor", "shape": [1000, 1500]}]}, "format": "npy"}  # 6 MB
-    r = app.test_client().post("/v1/weights", json=doc)
+    r = create_app({"digest_max_bytes": 1 << 20}).test_client().post("/v1/weights", json=doc)  # 6 MB > 1 MiB: streamed
     assert r.status_code == 200 and len(r.get_data()) == 6_000_128
     assert len(sizes) > 5 and max(sizes) <= 4 * 262_144
 

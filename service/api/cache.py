@@ -1,0 +1,93 @@
+"""An LRU of validated requests and small finished responses, keyed by a hash of the raw body.
+
+A plan, a report and a JSON artifact are pure functions of the request body (plus the Accept
+header, which picks the format, and the configuration, fixed per app). Clients re-post the
+same documents (polling ``/v1/plan``, a training job fetching the same small model at every
+start, sharded fetches asking the same document many times with different ``Range`` headers),
+so the parse -> validate -> plan -> report work is done once per distinct body and remembered:
+
+- ``/v1/plan``: the finished body and headers;
+- ``/v1/weights``: the Plan, format and headers (so each Range request of a sharded fetch skips
+  validation), plus the finished body of JSON artifacts up to ``MAX_ENTRY_BYTES``.
+
+Bounded by entry count and by bytes held; errors are never cached (they raise before ``put``).
+Plans of ``rng: torch`` documents are not kept (their replay state is not shared between
+threads). Thread-safe: gthread workers serve several requests at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+#: Most entries kept, and most bytes of finished bodies held (per worker process).
+MAX_ENTRIES = 512
+MAX_BYTES = 32 << 20
+#: A finished body larger than this is rebuilt on every request instead of being kept.
+MAX_ENTRY_BYTES = 1 << 20
+
+
+@dataclass
+class Entry:
+    headers: dict
+    body: bytes | None = None          # a finished response body (plan, small JSON artifact)
+    plan: object = None                # the Plan (weights)
+    fmt: str | None = None
+    media_type: str | None = None
+    extra: dict = field(default_factory=dict)
+    held: int = 0                      # other bytes the entry keeps alive (an artifact's header)
+
+    @property
+    def size(self) -> int:
+        return (len(self.body) if self.body is not None else 0) + self.held
+
+
+class ResponseCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES):
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[bytes, Entry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(*parts: bytes | str | None) -> bytes:
+        h = hashlib.sha256()
+        for p in parts:
+            b = b"\x00" if p is None else (p.encode() if isinstance(p, str) else p)
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+        return h.digest()
+
+    def get(self, key: bytes) -> Entry | None:
+        with self._lock:
+            e = self._items.get(key)
+            if e is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return e
+
+    def put(self, key: bytes, entry: Entry) -> Entry:
+        if entry.size > MAX_ENTRY_BYTES:
+            entry.body = None
+        if entry.size > MAX_ENTRY_BYTES:
+            return entry  # too large to keep at all
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._items[key] = entry
+            self._bytes += entry.size
+            while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.size
+        return entry
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"entries": len(self._items), "bytes": self._bytes, "hits": self.hits, "misses": self.misses}
