@@ -5,6 +5,8 @@ table the README documents); a bad value stops gunicorn here, at startup, with o
 """
 
 import os
+import socket
+import struct
 import sys
 
 from service.config import ConfigError, load_config
@@ -28,6 +30,26 @@ workers = _cfg.workers or max(1, os.cpu_count() or 1)
 # serves up to `threads` connections at once; the pool is bounded, so memory is bounded too
 # (a stream holds a few MiB of block buffers at most), and connections beyond
 # workers * threads wait in the listen backlog instead of spawning unbounded threads.
+#
+# What keeps slow or stalled clients from pinning every thread (tests/hardening/test_load_faults.py
+# opens more stalled connections of each kind than there are threads and times /healthz):
+#   - a connection that sends nothing: gthread waits 5 s for its first byte in a thread, then parks
+#     it on the worker's poller (no thread) and closes it after `keepalive` seconds;
+#   - idle keep-alive connections wait on the poller too (no thread), closed after `keepalive`;
+#   - request headers or a body that stop arriving, and a response the client stops reading: every
+#     accepted socket inherits SO_RCVTIMEO / SO_SNDTIMEO = WEIGHTINIT_IO_TIMEOUT from the listening
+#     socket (set in when_ready below); a read or write that makes no progress for that long fails,
+#     and the connection is closed and its thread freed (a stalled body answers 408; a stalled
+#     download is cut short of its Content-Length, which the client sees as truncated).
+# So a stalled connection holds a thread for at most max(WEIGHTINIT_IO_TIMEOUT, 5) seconds, and
+# /healthz answers once a thread frees: within ceil(stalled / threads) * max(WEIGHTINIT_IO_TIMEOUT, 5)
+# seconds at worst on the worker that accepted it (measured: 8 stalled connections on 2 threads
+# with a 3 s timeout, /healthz in ~19 s against a bound of 25). What this cannot bound: a client that keeps reading, however slowly (a byte every
+# few seconds is progress), holds its thread for the whole download, and an attacker who keeps
+# opening more stalled connections than there are threads keeps the service slow. Both are the
+# job of a buffering reverse proxy in front (nginx buffers responses and requests, and limits
+# connections and rates per client); there is none here, so threads * workers is the number of
+# concurrent slow downloads the service tolerates.
 worker_class = "gthread"
 threads = _cfg.threads
 # Idle keep-alive connections a worker holds (beyond the threads busy with requests).
@@ -39,6 +61,16 @@ worker_connections = 100
 timeout = _cfg.timeout
 graceful_timeout = _cfg.graceful_timeout
 keepalive = _cfg.keepalive
+
+
+def when_ready(server):
+    """SO_RCVTIMEO / SO_SNDTIMEO on the listening sockets; Linux copies them into every accepted
+    socket, where they hold whatever gunicorn does with the socket's blocking mode afterwards
+    (Python's settimeout would be reset by gthread's setblocking(True))."""
+    tv = struct.pack("ll", _cfg.io_timeout, 0)
+    for listener in server.LISTENERS:
+        listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        listener.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
 
 # Logs: the access log to stdout with the request id (the X-Request-ID the app echoes or sets)
 # and the duration; the error log (startup, worker restarts, tracebacks of 500s) to stderr.

@@ -87,6 +87,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("max_torch_elements", "WEIGHTINIT_MAX_TORCH_ELEMENTS", int, 1 << 25, 1, 1 << 40,
              doc="most values replayed for one `rng: torch` request: every tensor up to the last selected one, since "
                  "PyTorch's stream is sequential (413 `max_torch_elements`); ~1 s per 50M uniform, ~7 s per 50M normal"),
+    Variable("digest_max_bytes", "WEIGHTINIT_DIGEST_MAX_BYTES", int, 1 << 23, 0, 1 << 30,
+             doc="binary artifacts up to this size are built in memory first so that they carry `Repr-Digest` "
+                 "(sha-256); larger ones stream without it (JSON always has it); 0 = never for binary"),
     Variable("cache_max_age", "WEIGHTINIT_CACHE_MAX_AGE", int, 31_536_000, 0, 1 << 31,
              doc="`max-age` of the `Cache-Control` sent with plans and weights (seconds); outputs are immutable"),
     Variable("workers", "WEIGHTINIT_WORKERS", int, 0, 0, 256,
@@ -101,6 +104,10 @@ VARIABLES: tuple[Variable, ...] = (
              doc="seconds in-flight requests (large streams) get to finish on shutdown or reload", used_by="gunicorn"),
     Variable("keepalive", "WEIGHTINIT_KEEPALIVE", int, 5, 0, 3600,
              doc="seconds an idle keep-alive connection is held open", used_by="gunicorn"),
+    Variable("io_timeout", "WEIGHTINIT_IO_TIMEOUT", int, 30, 1, 3600,
+             doc="seconds a connection may make no progress (request headers or body that stop arriving, a "
+                 "response the client stops reading) before it is closed and its thread freed "
+                 "(`SO_RCVTIMEO`/`SO_SNDTIMEO`)", used_by="gunicorn"),
     Variable("log_level", "WEIGHTINIT_LOG_LEVEL", str, "info", choices=("debug", "info", "warning", "error", "critical"),
              doc="gunicorn error-log level (the access log always goes to stdout)", used_by="gunicorn"),
     Variable("gen_threads", "WEIGHTINIT_GEN_THREADS", int, 0, 0, 1024,
@@ -130,12 +137,14 @@ class Config:
     max_json_elements: int
     max_binary_elements: int
     max_torch_elements: int
+    digest_max_bytes: int
     cache_max_age: int
     workers: int
     threads: int
     timeout: int
     graceful_timeout: int
     keepalive: int
+    io_timeout: int
     log_level: str
     gen_threads: int
     diagnose_max_batch: int

@@ -218,7 +218,7 @@ class LayerField(fields.Field):
         if not isinstance(value, dict):
             raise ValidationError("a layer must be an object")
         t = value.get("type")
-        if t not in LAYER_SCHEMAS:
+        if not isinstance(t, str) or t not in LAYER_SCHEMAS:
             raise ValidationError({"type": [f"Must be one of: {', '.join(LAYER_SCHEMAS)}."]})
         loaded = LAYER_SCHEMAS[t]().load(value)
         return {k: v for k, v in loaded.items()}

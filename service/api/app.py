@@ -15,10 +15,15 @@ from flask import Flask, g, request
 
 from ..config import load_config
 from . import diagnose, errors, meta, schemes, weights
+from .errors import Problem
 from .http import CONFIG_KEY, common_headers
 
 #: An incoming X-Request-ID is echoed when it looks like an id (no spaces, no control characters).
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
+#: The longest value accepted per request header that the API reads (openapi.yaml's maxLength); longer is
+#: a 400 naming the header. If-None-Match: some 25 of this service's ETags. gunicorn itself refuses any
+#: header line over 8190 bytes (limit_request_field_size, gunicorn.conf.py) before the app sees it.
+MAX_HEADER_LENGTHS = {"If-None-Match": 2048, "Range": 200, "If-Range": 200}
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -34,6 +39,11 @@ def create_app(config: dict | None = None) -> Flask:
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        for name, allowed in MAX_HEADER_LENGTHS.items():
+            value = request.headers.get(name)
+            if value is not None and len(value) > allowed:
+                raise Problem(400, "Bad Request", f"the {name} header has {len(value)} characters; at most {allowed} "
+                                                  "are allowed", header=name, allowed=allowed)
 
     @app.after_request
     def _headers(resp):

@@ -38,11 +38,13 @@ TYPES = {
     "not-found": "urn:weightinit:problem:not-found",
     "method-not-allowed": "urn:weightinit:problem:method-not-allowed",
     "bad-request": "urn:weightinit:problem:bad-request",
+    "request-timeout": "urn:weightinit:problem:request-timeout",
+    "range-not-satisfiable": "urn:weightinit:problem:range-not-satisfiable",
     "http-error": "urn:weightinit:problem:http-error",
     "internal": "urn:weightinit:problem:internal",
 }
 _BY_STATUS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 406: "not-acceptable",
-              413: "limit-exceeded", 415: "unsupported-media-type", 422: "invalid-document", 500: "internal"}
+              408: "request-timeout", 413: "limit-exceeded", 415: "unsupported-media-type", 416: "range-not-satisfiable", 422: "invalid-document", 500: "internal"}
 
 
 class Problem(Exception):

@@ -7,7 +7,9 @@ reading, and by werkzeug while reading a chunked body), and it is parsed by orjs
 RFC 8259 (no NaN/Infinity literals, no BOM, valid UTF-8), nesting deeper than 1024 levels
 rejected by the parser itself, integers beyond 64 bits read as floats (so ``"seed": 2**64``
 is a 422 naming ``seed``, never a slow big-int parse), numbers overflowing a double
-rejected. Any of these is a 400; a ``RecursionError`` anywhere in parsing is one too.
+rejected. Any of these is a 400; a ``RecursionError`` anywhere in parsing is one too. A body
+that ends short of its Content-Length, or stops arriving for ``WEIGHTINIT_IO_TIMEOUT`` seconds
+(the socket's SO_RCVTIMEO, gunicorn.conf.py), is a 408: a truncated body is never parsed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import orjson
 from flask import Response, current_app, request
 from werkzeug.datastructures import MIMEAccept
+from werkzeug.exceptions import ClientDisconnected
 
 from ..config import Config
 from ..version import ENGINE_VERSION
@@ -30,6 +33,11 @@ def config() -> Config:
 
 def read_json_body() -> object:
     """The request body as parsed JSON, or a 415 / 413 / 400 Problem."""
+    return parse_json(read_body_bytes())
+
+
+def read_body_bytes() -> bytes:
+    """The raw request body after the Content-Type and size checks (415 / 413 / 400 on an empty body)."""
     cfg = config()
     mimetype = request.mimetype
     if not mimetype:
@@ -47,12 +55,23 @@ def read_json_body() -> object:
                         f"the request body has {length} bytes; at most max_body_bytes = {cfg.max_body_bytes} are allowed")
     # A chunked body (no Content-Length) is read through werkzeug's LimitedStream, capped at
     # MAX_CONTENT_LENGTH = max_body_bytes + 1: one byte more than allowed means too large.
-    data = request.get_data(cache=False)
+    try:
+        data = request.get_data(cache=False)
+    except (ClientDisconnected, OSError):
+        # werkzeug's ClientDisconnected: the body ended short of Content-Length, or no byte came for
+        # io_timeout seconds (SO_RCVTIMEO, gunicorn.conf.py) and the read failed
+        raise Problem(408, "Request Timeout", "the request body stopped arriving before its end (Content-Length); "
+                                              "send it at once", kind="request-timeout") from None
     if len(data) > cfg.max_body_bytes:
         raise too_large("max_body_bytes", None, cfg.max_body_bytes,
                         f"the request body is larger than max_body_bytes = {cfg.max_body_bytes} bytes")
     if not data.strip():
         raise malformed_json("the request body is empty: send the request document as a JSON object")
+    return data
+
+
+def parse_json(data: bytes) -> object:
+    """Strict JSON (orjson), or a 400 Problem."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:

@@ -335,6 +335,7 @@ def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None
     look like a whole response on a kept-alive connection."""
     sent = 0
     expected = artifact.length if span is None else span[1] - span[0]
+    chunks = None
     try:
         chunks = artifact.chunks() if span is None else artifact.byte_range(*span)
         if sock is not None:
@@ -358,6 +359,12 @@ def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None
     except Exception:  # not GeneratorExit either: the generator closed early is no error
         log.exception("artifact stream failed (request id %s)", request_id)
         raise
+    finally:
+        # Close the encoder's generator now, on any exit (a hang-up raising out of sendall, an error,
+        # GeneratorExit): its block prefetch is cancelled and waited for at once, not whenever the
+        # traceback that holds this frame is collected.
+        if chunks is not None and hasattr(chunks, "close"):
+            chunks.close()
 
 
 assert set(ACCEPTED.values()) == set(FORMATS) and all(ACCEPTED[MEDIA_TYPES[f]] == f for f in FORMATS)

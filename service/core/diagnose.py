@@ -647,7 +647,8 @@ def _symmetric(z: np.ndarray) -> bool:
 def _histogram(v: np.ndarray, lo: float, hi: float) -> dict | None:
     if not (math.isfinite(lo) and math.isfinite(hi)) or not np.isfinite(v).all():
         return None
-    if not hi > lo:
+    # an empty span, or one too narrow for HIST_BINS distinct edges (subnormal values), is widened
+    if not hi > lo or not (hi - lo) / HIST_BINS > 0 or len(set(np.linspace(lo, hi, HIST_BINS + 1).tolist())) <= HIST_BINS:
         pad = max(abs(lo), 1.0) * 0.5
         lo, hi = lo - pad, hi + pad
     counts, edges = np.histogram(v, bins=HIST_BINS, range=(lo, hi))
@@ -834,7 +835,7 @@ def _scale_vs_rule(weight_tensors):
         var = t.distribution.variance()
         if rec is None or not rec[0] > 0 or not var > 0:
             continue
-        logs.append(math.log(var / rec[0]))
+        logs.append(math.log(var) - math.log(rec[0]))  # not log(var / rec): a subnormal var underflows to 0
         rules.append(rec[1])
     if not logs:
         return None

@@ -143,7 +143,8 @@ def warnings_for(t: TensorSpec, dist, variance: float) -> list[dict]:
     ratio = variance / target
     if ratio < 1.0 / WARN_FACTOR:
         out.append({"code": "vanishing", "ratio": ratio, "message": (
-            f"variance {variance:.3g} is {1 / ratio:.3g}x below the {rule} variance {target:.3g} for activation "
+            f"variance {variance:.3g} is {1 / ratio if ratio > 0 else math.inf:.3g}x below the {rule} variance "
+            f"{target:.3g} for activation "
             f"{t.activation.name}: the signal shrinks at every layer like this one, and so do the gradients (vanishing)")})
     elif ratio > WARN_FACTOR:
         sat = t.activation.name in ("tanh", "sigmoid", "softmax")

@@ -160,6 +160,10 @@ class Scheme:
             raise SpecError(unknown[0], f"unknown parameter for scheme {self.name!r} (accepted: {accepted})")
         out = {}
         for p in self.params:
+            # null is a value only where the default is null (dirac's groups); elsewhere it is no number
+            if given.get(p.name, 0) is None and p.default is not None:
+                raise SpecError(p.name, f"must be {'a number' if p.type in ('number', 'integer', 'gain') else p.type}, "
+                                        f"got null (leave the parameter out for its default, {p.default!r})")
             if p.required and given.get(p.name) is None:
                 raise SpecError(p.name, f"scheme {self.name!r} requires {p.name!r}")
             out[p.name] = p.check(given.get(p.name))

@@ -31,6 +31,22 @@ export interface paths {
          *     Binary formats stream in bounded memory with a `Content-Length`. The bytes equal what
          *     `weightinit generate REQUEST.json -o OUT.<ext>` writes. Floats in JSON are printed with
          *     the shortest text that parses back to the same value in the tensor's dtype.
+         *
+         *     **Byte ranges (an extension of HTTP on POST).** `npy` and `safetensors` responses carry
+         *     `Accept-Ranges: bytes` and honour one `Range: bytes=first-last` (also `first-` and `-suffix`)
+         *     with **206 Partial Content** and `Content-Range`; a range starting past the end is **416**
+         *     (`Content-Range: bytes *\/<length>`). RFC 9110 defines Range for GET only; it is honoured
+         *     here because the response is a pure function of the body (the same document always gives
+         *     the same bytes, named by the strong ETag), so a byte range of it is as well defined as of a
+         *     static file, and because the block-seeded streams make any slice computable alone: a range
+         *     draws only the 262,144-value blocks it overlaps. That is what lets `weightinit fetch`
+         *     download one artifact in parallel parts from several replicas. Send `If-Range: <ETag>` (from
+         *     `POST /v1/plan`: `"<fingerprint>-<format>"`) so that a replica on another engine version
+         *     answers the whole artifact (200) instead of a part that would not fit the others. Several
+         *     ranges, a malformed `Range`, and `Range` on `json` or `npz` (whose bytes depend on
+         *     everything before them) are ignored: the answer is the whole artifact, 200. A range is held
+         *     to `max_binary_elements` by the values its part carries, so a model larger than that limit
+         *     (a 7B-parameter one) can still be fetched in parts; the whole artifact in one response stays 413.
          */
         post: operations["generateWeights"];
         delete?: never;
@@ -1342,7 +1358,7 @@ export interface components {
             type: components["schemas"]["ProblemType"];
             title: string;
             /** @enum {integer} */
-            status: 400 | 404 | 405 | 406 | 413 | 415 | 422 | 500;
+            status: 400 | 404 | 405 | 406 | 408 | 413 | 415 | 416 | 422 | 500;
             detail: string;
             /** @description The request path */
             instance: string;
@@ -1360,7 +1376,7 @@ export interface components {
             requested?: number | null;
             /** @description 413: the amount allowed; 400 for a header too long: its maximum length */
             allowed?: number;
-            /** @description 400: the request header that is too long (If-None-Match) */
+            /** @description 400: the request header that is too long (If-None-Match, Range, If-Range) */
             header?: string;
             /** @description 406: media types this endpoint can send */
             acceptable?: string[];
@@ -1368,9 +1384,11 @@ export interface components {
             supported?: string[];
             /** @description 405: the methods of this resource */
             allowed_methods?: string[];
+            /** @description 416: the whole artifact's length in bytes */
+            length?: number;
         };
         /** @enum {string} */
-        ProblemType: "urn:weightinit:problem:malformed-json" | "urn:weightinit:problem:invalid-document" | "urn:weightinit:problem:limit-exceeded" | "urn:weightinit:problem:not-acceptable" | "urn:weightinit:problem:unsupported-media-type" | "urn:weightinit:problem:not-found" | "urn:weightinit:problem:method-not-allowed" | "urn:weightinit:problem:bad-request" | "urn:weightinit:problem:http-error" | "urn:weightinit:problem:internal";
+        ProblemType: "urn:weightinit:problem:malformed-json" | "urn:weightinit:problem:invalid-document" | "urn:weightinit:problem:limit-exceeded" | "urn:weightinit:problem:not-acceptable" | "urn:weightinit:problem:unsupported-media-type" | "urn:weightinit:problem:not-found" | "urn:weightinit:problem:method-not-allowed" | "urn:weightinit:problem:bad-request" | "urn:weightinit:problem:request-timeout" | "urn:weightinit:problem:range-not-satisfiable" | "urn:weightinit:problem:http-error" | "urn:weightinit:problem:internal";
     };
     responses: {
         /** @description Not modified (If-None-Match matched); no body. */
@@ -1418,7 +1436,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description A request header is over its documented length (`If-None-Match`, 2048 characters); `header` names it and `allowed` gives the maximum. Header lines over 8190 bytes, more than 100 headers or a request line over 8190 bytes are refused by gunicorn itself, before the application, with a plain 400/431. */
+        /** @description A request header is over its documented length (`If-None-Match` 2048 characters, `Range` and `If-Range` 200); `header` names it and `allowed` gives the maximum. Header lines over 8190 bytes, more than 100 headers or a request line over 8190 bytes are refused by gunicorn itself, before the application, with a plain 400/431. */
         HeaderTooLong: {
             headers: {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
@@ -1437,6 +1455,52 @@ export interface components {
                  *       "request_id": "1d29ad5d3202480a93de225594e767b4",
                  *       "header": "If-None-Match",
                  *       "allowed": 2048
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request body stopped arriving for `WEIGHTINIT_IO_TIMEOUT` seconds (30 by default) before its end; the connection is then closed. (Request headers that stop arriving are cut by gunicorn itself, without a response.) */
+        RequestTimeout: {
+            headers: {
+                "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                "X-Request-ID": components["headers"]["XRequestId"];
+                "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:weightinit:problem:request-timeout",
+                 *       "title": "Request Timeout",
+                 *       "status": 408,
+                 *       "detail": "the request body stopped arriving before its end (Content-Length); send it at once",
+                 *       "instance": "/v1/weights",
+                 *       "request_id": "5d0f4c3a2b1e4f6a8c9d0e1f2a3b4c5d"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The `Range` starts at or past the end of the artifact (or is `bytes=-0`); `Content-Range` gives its length. */
+        RangeNotSatisfiable: {
+            headers: {
+                "Content-Range": components["headers"]["ContentRange"];
+                "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                "X-Request-ID": components["headers"]["XRequestId"];
+                "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:weightinit:problem:range-not-satisfiable",
+                 *       "title": "Range Not Satisfiable",
+                 *       "status": 416,
+                 *       "detail": "the range starts at byte 5000000; the artifact has 4000128 bytes",
+                 *       "instance": "/v1/weights",
+                 *       "request_id": "5d0f4c3a2b1e4f6a8c9d0e1f2a3b4c5d",
+                 *       "length": 4000128
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1618,6 +1682,16 @@ export interface components {
     };
     parameters: {
         /**
+         * @description One byte range of an npy or safetensors artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes). An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges.
+         * @example bytes=0-1048575
+         */
+        Range: string;
+        /**
+         * @description Honour `Range` only if this is the response's ETag (strong comparison), else answer the whole artifact (200): a parallel download never mixes parts of two engine versions.
+         * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-safetensors"
+         */
+        IfRange: string;
+        /**
          * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
          * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
          */
@@ -1663,7 +1737,14 @@ export interface components {
          */
         ContentDisposition: string;
         /**
-         * @description JSON format only (RFC 9530): the sha-256 of the whole body, base64 between colons.
+         * @description `bytes first-last/length` on a 206 (the part and the whole artifact's length); `bytes *\/length` on a 416.
+         * @example bytes 0-1048575/268435544
+         */
+        ContentRange: string;
+        /** @description `bytes` for npy and safetensors (byte ranges are honoured), `none` for npz; JSON responses carry none. */
+        AcceptRanges: "bytes" | "none";
+        /**
+         * @description RFC 9530: the sha-256 of the whole representation, base64 between colons, sent before the body so a client can verify its download. Always for JSON; for npy, npz and safetensors when the artifact is at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default: built in memory first); larger artifacts stream without it (their `Content-Length` still lets a client tell a truncated download from a whole one: a failure mid-stream closes the connection short of it).
          * @example sha-256=:x0Qm7AMQlGYASji19zH2EpJJtGckZmK1HxQJyLj49Og=:
          */
         ReprDigest: string;
@@ -1711,6 +1792,16 @@ export interface operations {
                  * @example 4f1c2b9e-trace-17
                  */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
+                /**
+                 * @description One byte range of an npy or safetensors artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes). An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges.
+                 * @example bytes=0-1048575
+                 */
+                Range?: components["parameters"]["Range"];
+                /**
+                 * @description Honour `Range` only if this is the response's ETag (strong comparison), else answer the whole artifact (200): a parallel download never mixes parts of two engine versions.
+                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-safetensors"
+                 */
+                "If-Range"?: components["parameters"]["IfRange"];
             };
             path?: never;
             cookie?: never;
@@ -1721,7 +1812,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The weights. JSON bodies also carry `Repr-Digest`; binary bodies carry `Content-Disposition`. */
+            /** @description The weights, with `Content-Length` always. JSON bodies and binary artifacts up to `WEIGHTINIT_DIGEST_MAX_BYTES` also carry `Repr-Digest`; binary bodies carry `Content-Disposition`. */
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
@@ -1729,6 +1820,7 @@ export interface operations {
                     "Content-Length": components["headers"]["ContentLength"];
                     "Content-Disposition": components["headers"]["ContentDisposition"];
                     "Repr-Digest": components["headers"]["ReprDigest"];
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
                     Vary: components["headers"]["VaryAccept"];
                     "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
                     "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
@@ -1745,11 +1837,37 @@ export interface operations {
                     "application/octet-stream": string;
                 };
             };
+            /** @description One byte range of an npy or safetensors artifact (the `Range` header, an extension on this POST: see the description), with `Content-Range` and the same ETag, `Content-Disposition` and caching headers as the whole artifact. Small artifacts (at most `WEIGHTINIT_DIGEST_MAX_BYTES`) also carry `Repr-Digest` of the *whole* artifact, so a client that assembles the parts can verify the result. */
+            206: {
+                headers: {
+                    "Content-Range": components["headers"]["ContentRange"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Repr-Digest": components["headers"]["ReprDigest"];
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
+                    Vary: components["headers"]["VaryAccept"];
+                    "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
+                    "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
+                    "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                    "X-Request-ID": components["headers"]["XRequestId"];
+                    "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-npy": string;
+                    "application/vnd.safetensors": string;
+                    "application/octet-stream": string;
+                };
+            };
             304: components["responses"]["NotModifiedArtifact"];
             400: components["responses"]["MalformedJson"];
             406: components["responses"]["NotAcceptable"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            416: components["responses"]["RangeNotSatisfiable"];
             422: components["responses"]["InvalidDocument"];
             500: components["responses"]["InternalError"];
         };
@@ -1813,6 +1931,7 @@ export interface operations {
             304: components["responses"]["NotModifiedArtifact"];
             400: components["responses"]["MalformedJson"];
             406: components["responses"]["NotAcceptable"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidDocument"];
@@ -2096,6 +2215,7 @@ export interface operations {
             };
             400: components["responses"]["MalformedJson"];
             406: components["responses"]["NotAcceptable"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidDocument"];
