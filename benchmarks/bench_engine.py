@@ -25,7 +25,8 @@ FAMILIES = [
 ]
 
 
-def _numpy_whole(kind: str, n: int):
+def numpy_whole(kind: str, n: int):
+    """NumPy whole-array generation (float64 uniform then cast; float32 normal), the in-process baseline."""
     rng = np.random.default_rng(0)
     if kind == "uniform":
         return lambda: rng.uniform(-0.01, 0.01, size=n).astype(np.float32)
@@ -70,7 +71,7 @@ def run(n: int = 50_000_000, repeat: int = 5) -> str:
 
         ours_stream = median_time(stream, repeat)
         ours_array = median_time(t.generate, repeat)
-        np_time = median_time(_numpy_whole(np_kind, n), repeat)
+        np_time = median_time(numpy_whole(np_kind, n), repeat)
         tfn = _torch(torch_init, n)
         torch_time = median_time(tfn, repeat) if tfn else math.nan
         rows_out.append([family, f"torch.nn.init.{torch_init}", torch_time * 1e3, ours_stream * 1e3, ours_array * 1e3,

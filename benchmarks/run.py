@@ -40,6 +40,7 @@ import time
 import numpy as np
 import orjson
 
+from benchmarks.bench_engine import numpy_whole
 from benchmarks.common import machine_header, table
 from benchmarks.servers import (reset_peak, request, rss_kib, start_gunicorn, wrk, wrk_post_script)
 from service.core import build_plan
@@ -105,31 +106,12 @@ def torch_init(name: str):
     return lambda: fn(w)
 
 
-def numpy_whole(kind: str):
-    rng = np.random.default_rng(0)
-    n = ROWS * COLS
-    if kind == "uniform":
-        return lambda: rng.uniform(-0.01, 0.01, size=n).astype(np.float32)
-    if kind == "normal":
-        return lambda: rng.standard_normal(n, dtype=np.float32) * np.float32(0.01)
-
-    def trunc():
-        x = rng.standard_normal(n, dtype=np.float32)
-        bad = np.flatnonzero(np.abs(x) > 2)
-        while bad.size:
-            x[bad] = rng.standard_normal(bad.size, dtype=np.float32)
-            bad = bad[np.abs(x[bad]) > 2]
-        return x * np.float32(0.02)
-
-    return trunc
-
-
 def large_artifacts(service, repeat: int, trunc_repeat: int) -> str:
     rows = []
     for family, scheme, torch_name, np_kind in FAMILIES:
         reps = trunc_repeat if family == "truncated normal" else repeat
         tfn = torch_init(torch_name)
-        nfn = numpy_whole(np_kind)
+        nfn = numpy_whole(np_kind, ROWS * COLS)
         times = {"npy": [], "safetensors": [], "torch": [], "numpy": []}
         nbytes = {}
 

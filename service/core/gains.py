@@ -41,12 +41,3 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "selu":
         return 3.0 / 4.0
     raise SpecError("", f"unknown nonlinearity {nonlinearity!r}; expected one of {', '.join(GAIN_NAMES)}")
-
-
-def check_activation(name: str | None) -> str:
-    """The activation name, ``linear`` for ``None``; a clear error for anything unknown."""
-    if name is None:
-        return "linear"
-    if name not in ACTIVATIONS:
-        raise SpecError("activation", f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
-    return name
