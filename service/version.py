@@ -1,3 +1,3 @@
 """The engine version: part of every ETag and artifact; bump it whenever output bytes change."""
 
-ENGINE_VERSION = "1.0.0"
+ENGINE_VERSION = "2.0.0"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import normals
 from .errors import SpecError
 
 #: The std of a standard normal truncated to [-2, 2]; Keras/JAX divide by it so that the
@@ -160,10 +161,7 @@ class Normal(Distribution):
 
     def fill(self, rng, out):
         t = out.dtype.type
-        # NumPy's ziggurat, not a faster float32 Box-Muller: that would send every value through
-        # NumPy's SIMD log/sin/cos, whose last bits differ between AVX512, AVX2 and baseline CPUs,
-        # so the same request would give different bytes on different machines.
-        rng.standard_normal(out=out, dtype=out.dtype)
+        normals.fill(rng, out)  # vectorized ziggurat, same bytes on every CPU (see normals.py)
         out *= t(self.std)
         if self.mean_:
             out += t(self.mean_)
@@ -218,10 +216,10 @@ class TruncatedNormal(Distribution):
         if self._mass >= _REJECTION_MIN_MASS:
             # Rejection: redraw the out-of-range values from the same block stream until none is
             # left. Deterministic, exact, and ~1.05 draws per value for +-2 sigma.
-            rng.standard_normal(out=out, dtype=out.dtype)
+            normals.fill(rng, out)
             bad = np.flatnonzero((out < a) | (out > b))
             while bad.size:
-                redraw = rng.standard_normal(bad.size, dtype=out.dtype)
+                redraw = normals.draw(rng, bad.size, out.dtype)
                 out[bad] = redraw
                 bad = bad[(redraw < a) | (redraw > b)]
         else:

