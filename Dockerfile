@@ -36,13 +36,14 @@ RUN python -m venv /opt/venv \
 
 # The project itself, built with the locked setuptools already in the venv (no download); then
 # the installers leave the venv, and so do NumPy's and SciPy's own test suites (~50 MB).
+# (-I: the check imports the installed package, not the sources in the working directory.)
 COPY pyproject.toml setup.py README.md openapi.yaml ./
 COPY service ./service
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
  && /opt/venv/bin/python -m pip uninstall --yes setuptools pip \
  && find /opt/venv/lib/python3*/site-packages/numpy /opt/venv/lib/python3*/site-packages/scipy \
          -depth -type d -name tests -exec rm -rf {} + \
- && /opt/venv/bin/python -c "import service, numpy; from service.core import normals; assert normals.BACKEND == 'c', 'C sampler not built'; print('weightinit', service.ENGINE_VERSION, 'numpy', numpy.__version__, 'normals', normals.BACKEND)"
+ && /opt/venv/bin/python -I -c "import service, numpy; from service.core import normals; assert normals.BACKEND == 'c', 'C sampler not built'; print('weightinit', service.ENGINE_VERSION, 'numpy', numpy.__version__, 'normals', normals.BACKEND)"
 
 
 FROM python:3.11.14-slim-bookworm AS runtime
