@@ -283,10 +283,14 @@ class Plan:
         return sum(t.size for t in self.selected)
 
     def fingerprint(self) -> str:
-        """sha256 of the normalized request + engine and numpy versions: the ETag's value."""
-        body = json.dumps({"request": self.document, "engine": engine_info(self.document["rng"])}, sort_keys=True,
-                          separators=(",", ":"))
-        return hashlib.sha256(body.encode()).hexdigest()
+        """sha256 of the normalized request + engine and numpy versions: the ETag's value (memoized:
+        the ETag, the file name and the cache all ask for it)."""
+        memo = self.__dict__.get("_fingerprint")
+        if memo is None:
+            body = json.dumps({"request": self.document, "engine": engine_info(self.document["rng"])}, sort_keys=True,
+                              separators=(",", ":"))
+            memo = self.__dict__["_fingerprint"] = hashlib.sha256(body.encode()).hexdigest()
+        return memo
 
     def header(self) -> dict:
         """The document head every output shares (JSON, npz manifest, safetensors metadata)."""

@@ -13,6 +13,7 @@ the safetensors metadata and the HTTP API share::
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
@@ -29,6 +30,15 @@ def empirical(t: TensorPlan, stored: np.ndarray) -> dict:
 def sha256_of(stored: np.ndarray) -> str:
     """sha256 of the tensor's raw little-endian bytes in C order (bfloat16: its 16-bit patterns)."""
     return hashlib.sha256(np.ascontiguousarray(stored).data).hexdigest()
+
+
+def report_text(plan: Plan) -> str:
+    """The report without totals as compact JSON text: what the npz manifest and the safetensors
+    metadata embed (memoized on the plan: sizing a plan's artifacts needs it twice)."""
+    memo = plan.__dict__.get("_report_text")
+    if memo is None:
+        memo = plan.__dict__["_report_text"] = json.dumps(report(plan, with_totals=False), separators=(",", ":"))
+    return memo
 
 
 def totals(plan: Plan) -> dict:

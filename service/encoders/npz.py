@@ -24,7 +24,6 @@ use zip64 (Python's zipfile and NumPy read it).
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 
@@ -32,7 +31,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from ..core.plan import Plan
-from ..core.report import report
+from ..core.report import report_text
 from . import MEDIA_TYPES, Artifact, filename
 from .npy import npy_header, tensor_chunks
 
@@ -45,7 +44,7 @@ def manifest_bytes(plan: Plan) -> bytes:
     """The manifest entry: a 0-d '<U' array holding the report's JSON text, as .npy bytes."""
     import io
 
-    text = json.dumps(report(plan, with_totals=False), separators=(",", ":"))
+    text = report_text(plan)
     arr = np.array(text)
     buf = io.BytesIO()
     npformat.write_array(buf, arr, allow_pickle=False)

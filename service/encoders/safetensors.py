@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 
 from ..core.plan import Plan, TensorPlan
-from ..core.report import report
+from ..core.report import report_text
 from . import MEDIA_TYPES, Artifact, filename
 
 
@@ -35,7 +35,7 @@ def safetensors_header(plan: Plan) -> bytes:
 
 
 def _metadata(plan: Plan) -> str:
-    return json.dumps(report(plan, with_totals=False), separators=(",", ":"))
+    return report_text(plan)
 
 
 def encode_safetensors(plan: Plan, *, parallel: bool = True) -> Artifact:
