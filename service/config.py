@@ -113,6 +113,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("gen_threads", "WEIGHTINIT_GEN_THREADS", int, 0, 0, 1024,
              doc="threads per process drawing blocks of values; 0 = one per CPU core (read by the engine)",
              used_by="engine"),
+    Variable("normals", "WEIGHTINIT_NORMALS", str, "auto", choices=("auto", "numpy"),
+             doc="who draws normal values: `auto` = the compiled C sampler when it was built at install, else "
+                 "its NumPy reference; `numpy` = the reference always. The bytes are the same either way "
+                 "(read by the engine)", used_by="engine"),
     Variable("diagnose_max_batch", "WEIGHTINIT_DIAGNOSE_MAX_BATCH", int, 1024, 2, 4096,
              doc="largest probe `batch` of one POST /v1/diagnose (413 `diagnose_max_batch`; the engine's own "
                  "ceiling is 4096)"),
@@ -147,6 +151,7 @@ class Config:
     io_timeout: int
     log_level: str
     gen_threads: int
+    normals: str
     diagnose_max_batch: int
     diagnose_max_cost: int
     diagnose_max_bytes: int

@@ -12,8 +12,8 @@ operation (~2.6 ns per value, and called through ctypes, so it releases the GIL 
 engine's drawing threads run in parallel). ``setup.py`` builds the twin when a C compiler is
 there; without one, this module draws. The bytes are the same either way, values and
 generator state (tests/core/test_normals.py), so an artifact never depends on how the
-service was installed. ``BACKEND`` says which one runs; ``WEIGHTINIT_NATIVE=0`` forces the
-reference.
+service was installed. ``BACKEND`` says which one runs; ``WEIGHTINIT_NORMALS=numpy`` forces
+the reference.
 
 Why not NumPy's ``standard_normal``: one C call per value, 10-14 ns here, slower than
 PyTorch's vectorized Box-Muller. Why not a vectorized Box-Muller: its log/sin/cos would come
@@ -144,8 +144,8 @@ _LOCAL = threading.local()
 def _load_native():
     """The C twin of this module (_ziggurat.c, built by setup.py when a compiler is there), or None.
 
-    WEIGHTINIT_NATIVE=0 forces the NumPy reference; the bytes are the same either way."""
-    if os.environ.get("WEIGHTINIT_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+    WEIGHTINIT_NORMALS=numpy forces the NumPy reference; the bytes are the same either way."""
+    if os.environ.get("WEIGHTINIT_NORMALS", "auto").strip().lower() == "numpy":
         return None
     try:
         spec = importlib.util.find_spec(__package__ + "._ziggurat")
