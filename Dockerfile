@@ -21,8 +21,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /src
 
-# A C compiler for the engine's normal sampler (service/core/_ziggurat.c, ~3x faster than its
-# NumPy twin, same bytes). Build stage only: the runtime stage gets the compiled module, not gcc.
+# A C compiler for the two optional C modules (setup.py): the engine's normal sampler and the JSON
+# float printer. Build stage only: the runtime stage gets the compiled modules, not gcc.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -43,7 +43,7 @@ RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
  && /opt/venv/bin/python -m pip uninstall --yes setuptools pip \
  && find /opt/venv/lib/python3*/site-packages/numpy /opt/venv/lib/python3*/site-packages/scipy \
          -depth -type d -name tests -exec rm -rf {} + \
- && /opt/venv/bin/python -I -c "import service, numpy; from service.core import normals; assert normals.BACKEND == 'c', 'C sampler not built'; print('weightinit', service.ENGINE_VERSION, 'numpy', numpy.__version__, 'normals', normals.BACKEND)"
+ && /opt/venv/bin/python -I -c "import service, numpy; from service.core import normals; from service.encoders import floattext; assert normals.BACKEND == floattext.BACKEND == 'c', 'C modules not built'; print('weightinit', service.ENGINE_VERSION, 'numpy', numpy.__version__, 'C modules built')"
 
 
 FROM python:3.11.14-slim-bookworm AS runtime

@@ -9,10 +9,13 @@ on the compiler or the CPU.
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension(
-    "service.core._ziggurat",
-    sources=["service/core/_ziggurat.c"],
-    libraries=["m"],  # nearbyint, frexp, ldexp: exact operations
-    extra_compile_args=["-O2", "-std=c99", "-ffp-contract=off", "-fno-fast-math", "-fno-strict-aliasing"],
-    optional=True,
-)])
+FLAGS = ["-O2", "-std=c99", "-ffp-contract=off", "-fno-fast-math", "-fno-strict-aliasing"]
+
+setup(ext_modules=[
+    Extension("service.core._ziggurat", sources=["service/core/_ziggurat.c"],
+              libraries=["m"],  # nearbyint, frexp, ldexp: exact operations
+              extra_compile_args=FLAGS, optional=True),
+    # float32 values as orjson's JSON text, printed without the GIL (service/encoders/floattext.py)
+    Extension("service.encoders._f32text", sources=["service/encoders/_f32text.c"],
+              extra_compile_args=FLAGS, optional=True),
+])

@@ -11,15 +11,16 @@ fi
 # Reinstall only when pyproject.toml or requirements.lock changed since the last install.
 # requirements.lock (scripts/lock.py) pins the runtime dependencies: the venv runs exactly the
 # versions the container image ships, so CLI and image artifacts are byte-for-byte the same.
-# The engine's normal sampler has a C twin (service/core/_ziggurat.c, built by setup.py): the same
-# bytes as its NumPy reference, ~3x faster. Without a C compiler it is skipped and NumPy draws;
-# as root on Debian the compiler is installed first.
+# Two optional C modules (setup.py): the engine's normal sampler (service/core/_ziggurat.c, the
+# same bytes as its NumPy reference, ~3x faster) and the JSON float printer
+# (service/encoders/_f32text.c, orjson's exact text without the GIL). Without a C compiler they
+# are skipped and NumPy / orjson do the work; as root on Debian the compiler is installed first.
 if ! command -v cc >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; } >/dev/null 2>&1 ||
     echo "bootstrap: could not install gcc; normals will be drawn by the NumPy reference (same bytes, slower)" >&2
 fi
 stamp="$VENV/.weightinit-installed"
-inputs=("$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/service/core/_ziggurat.c")
+inputs=("$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/service/core/_ziggurat.c" "$ROOT/service/encoders/_f32text.c")
 constraints=()
 if [ -f "$ROOT/requirements.lock" ]; then
   inputs+=("$ROOT/requirements.lock")

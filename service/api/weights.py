@@ -177,14 +177,18 @@ def _weights_entry(raw: bytes) -> Entry:
     return _cache().put(key, entry)
 
 
-def _json_artifact(entry: Entry) -> tuple[bytes, str]:
-    """(body, sha-256 hex) of a JSON artifact; small ones are kept in the cache entry."""
+def _json_artifact(entry: Entry):
+    """The JSON artifact, complete (its sha-256 known): ``(body bytes, sha-256 hex)`` for a small
+    one, kept in the cache entry (the fast path answers repeats from it), else the Artifact, whose
+    pieces are sent as they are (joining 10+ MB of text would copy it once more)."""
     cached = entry.extra.get("json")
     if cached is not None:
         return cached
     artifact = encode(entry.plan, "json")
-    body = b"".join(artifact.chunks())  # one bytes object already: the JSON artifact is built in memory
-    if len(body) <= 1 << 20 and entry.plan.document["rng"] == "weightinit":
+    if artifact.length > 1 << 20:
+        return artifact
+    body = b"".join(artifact.chunks())  # one bytes object already for small documents
+    if entry.plan.document["rng"] == "weightinit":
         entry.extra["json"] = (body, artifact.sha256)
     return body, artifact.sha256
 
@@ -247,9 +251,16 @@ def weights_view():
         if span is not None:
             return _partial(artifact, span, media_type, headers)
     if fmt == "json":
-        body, sha256 = _json_artifact(entry)
+        built = _json_artifact(entry)
+        if isinstance(built, tuple):
+            body, sha256 = built
+            length = len(body)
+            resp = Response(body, status=200, mimetype=media_type)
+        else:  # large: its pieces go out as they are, straight to the socket under gunicorn
+            sha256, length = built.sha256, built.length
+            resp = Response(_stream(built, g.get("request_id"), None, _direct_socket()), status=200,
+                            mimetype=media_type, direct_passthrough=True)
         headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:"
-        resp = Response(body, status=200, mimetype=media_type)
     elif artifact.length <= config().digest_max_bytes:
         # A small artifact is built in memory first (at most digest_max_bytes, one copy), so that its
         # sha-256 can go out before the body, in Repr-Digest; a client verifies the whole download.
@@ -265,7 +276,7 @@ def weights_view():
                         mimetype=media_type, direct_passthrough=True)
         resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
         resp.headers["Accept-Ranges"] = "none"
-    resp.headers["Content-Length"] = str(len(body) if fmt == "json" else artifact.length)
+    resp.headers["Content-Length"] = str(length if fmt == "json" else artifact.length)
     for k, v in headers.items():
         resp.headers[k] = v
     return resp

@@ -273,3 +273,23 @@ def test_100m_element_stream_in_bounded_worker_memory(server):
         expected.update(chunk)
     assert digest.hexdigest() == expected.hexdigest()
     assert growth_mib < 200, f"worker RSS grew by {growth_mib:.0f} MiB while streaming"
+
+
+def test_large_json_is_streamed_in_pieces_and_equals_one_orjson_call(server):
+    # 600 x 500 float32 (300,000 values): printed by the compiled printer on the engine's threads,
+    # written to the socket piece by piece; the bytes, length and digest are those of one orjson call.
+    import base64
+
+    import orjson
+
+    from service.encoders.jsonenc import _OPTS, document_with_values
+
+    doc = {"architecture": {"layers": [{"type": "tensor", "name": "w", "shape": [600, 500]}]},
+           "scheme": "he_normal", "seed": 77, "format": "json"}
+    r = post(server, doc)
+    assert r.status_code == 200
+    want = orjson.dumps(document_with_values(build_plan({k: v for k, v in doc.items() if k != "format"})),
+                        option=_OPTS)
+    assert r.content == want
+    assert int(r.headers["Content-Length"]) == len(want)
+    assert r.headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(hashlib.sha256(want).digest()).decode()}:"

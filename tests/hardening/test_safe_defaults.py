@@ -190,6 +190,9 @@ REVIEWED_IMPORTS = {
     ("service/core/normals.py", "ctypes"): "loads only the package's own compiled sampler (_ziggurat, found by "
                                            "importlib beside normals.py) and passes it buffers the engine allocated "
                                            "with their sizes; no request data becomes a path, a symbol or a pointer",
+    ("service/encoders/floattext.py", "ctypes"): "loads only the package's own compiled float printer (_f32text, "
+                                                 "beside floattext.py); passes it NumPy buffers it allocated, sized "
+                                                 "for the longest text (16 bytes per value)",
 }
 #: builtins called by name, and method / module functions called by attribute
 RISKY_BUILTINS = {"open", "eval", "exec", "compile", "__import__", "breakpoint", "send_file", "send_from_directory",

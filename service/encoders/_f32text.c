@@ -1,0 +1,301 @@
+/*
+ * float32 values as JSON text, byte for byte what orjson prints with OPT_SERIALIZE_NUMPY, in C
+ * and called through ctypes, so without the GIL: the JSON encoder prints a tensor's rows on
+ * the engine's threads while it hashes (floattext.py, jsonenc.py).
+ *
+ * Digits: the shortest decimal inside the value's rounding interval, the closest to the value
+ * among those, ties to even: Ryu's answer (Adams 2018, "Ryu: fast float-to-string conversion",
+ * PLDI), which is what orjson prints. Computed here with exact integer arithmetic: for a value
+ * v = m 2^e and a decimal scale 10^k (k = 0..43, so 1e-34 <= |v| < 1e9, every weight there is),
+ * the interval ends and v itself times 10^k are m' 5^k 2^(e+k), a product that fits 128 bits;
+ * their integer parts and exact remainders drive Ryu's digit-removal loop. Values outside that
+ * range (and NaN/inf, zero) are marked, and floattext.py asks orjson for the former.
+ *
+ * Layout: orjson's. Positional for decimal exponents -6..12 ("0.000001", "1200000000.0"), else
+ * scientific ("1e-7", "1.5e+13"); "0.0" / "-0.0"; null for NaN and infinities; nested lists by
+ * shape, no spaces.
+ *
+ * tests/encoders/test_floattext.py compares the output with orjson's on millions of values and
+ * on every edge (subnormals, powers of two and ten, interval ends, the extremes).
+ */
+#include <stdint.h>
+#include <string.h>
+
+typedef unsigned __int128 u128;
+
+enum { KIND_DIGITS = 0, KIND_ZERO = 1, KIND_NULL = 2, KIND_ORJSON = 3 };
+#define KMAX 43
+
+static u128 POW5[KMAX + 1];
+static char PAIRS[200];
+static const uint64_t POW10U[11] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                    100000000ull, 1000000000ull, 10000000000ull};
+static volatile int ready = 0;
+
+static void init(void)
+{
+    POW5[0] = 1;
+    for (int k = 1; k <= KMAX; k++) POW5[k] = POW5[k - 1] * 5;
+    for (int i = 0; i < 100; i++) {
+        PAIRS[2 * i] = (char)('0' + i / 10);
+        PAIRS[2 * i + 1] = (char)('0' + i % 10);
+    }
+    ready = 1;
+}
+
+/* Ryu's digit removal on the scaled interval: vm, vr, vp are the integer parts of the lower end,
+ * the value and the upper end; vm_zeros: the lower end is an integer; last / vr_zeros: the
+ * value's first dropped digit and whether all after it are zero; upper_exact: the upper end is an
+ * integer; accept: the ends belong to the interval (even mantissa: ties round to it). */
+static inline uint64_t remove_digits(uint64_t vm, uint64_t vr, uint64_t vp, int vm_zeros, int last, int vr_zeros,
+                                     int upper_exact, int accept, int *removed_out)
+{
+    if (upper_exact && !accept) vp--;
+    int removed = 0;
+    if (vm_zeros || vr_zeros) {
+        while (vp / 10 > vm / 10) {
+            vm_zeros &= (vm % 10) == 0;
+            vr_zeros &= last == 0;
+            last = (int)(vr % 10);
+            vr /= 10; vp /= 10; vm /= 10;
+            removed++;
+        }
+        if (vm_zeros && accept) {
+            while (vm % 10 == 0 && vm != 0) {
+                vr_zeros &= last == 0;
+                last = (int)(vr % 10);
+                vr /= 10; vp /= 10; vm /= 10;
+                removed++;
+            }
+        }
+        if (vr_zeros && last == 5 && vr % 2 == 0) last = 4; /* an exact tie: to even */
+        vr += ((vr == vm && (!accept || !vm_zeros)) || last >= 5);
+    } else {
+        for (;;) {
+            uint64_t p10 = vp / 10, m10 = vm / 10;
+            if (p10 <= m10) break;
+            uint64_t r10 = vr / 10;
+            last = (int)(vr - r10 * 10);
+            vr = r10; vp = p10; vm = m10;
+            removed++;
+        }
+        vr += (vr == vm || last >= 5);
+    }
+    *removed_out = removed;
+    return vr;
+}
+
+static int shortest(uint32_t bits, uint64_t *digits, int *ndigits, int *exp10)
+{
+    uint32_t E = (bits >> 23) & 0xFF, M = bits & 0x7FFFFF;
+    uint32_t m2 = E ? (M | (1u << 23)) : M;
+    int e2 = E ? (int)E - 150 : -149;
+    int bitlen = 32 - __builtin_clz(m2);
+    int E10 = ((e2 + bitlen - 1) * 78913) >> 18; /* floor(log10 v), or one less */
+    uint32_t mmshift = (M != 0 || E <= 1);        /* the lower neighbour is a full ulp away */
+    int accept = (m2 % 2) == 0;
+    /* E10 is floor(log10 v) or one less, so v 10^(8 - E10) lies in [1e8, 1e10): 9 or 10 digits
+     * before removal, both fine (the interval is at least 12 units wide either way) */
+    {
+        int k = 8 - E10;
+        if (k < 0 || k > KMAX) return KIND_ORJSON;
+        int sh = e2 - 2 + k, s = -sh;
+        uint64_t vm, vr, vp;
+        int last = 0, vr_zeros = 1, vm_zeros, upper_exact;
+        if (k <= 14 && s >= 1 && s <= 60) {
+            /* everything in 64 bits: 4m 5^k < 2^26 * 5^14 < 2^59 */
+            uint64_t f = (uint64_t)POW5[k], pv = (uint64_t)(4 * m2) * f;
+            uint64_t pp = pv + 2 * f, pm = pv - (1 + mmshift) * f, mask = (1ull << s) - 1;
+            vr = pv >> s;
+            vp = pp >> s;
+            vm = pm >> s;
+            uint64_t rr = pv & mask;
+            if (rr) {
+                u128 t = (u128)rr * 10;
+                last = (int)(t >> s);
+                vr_zeros = ((uint64_t)t & mask) == 0;
+            }
+            vm_zeros = (pm & mask) == 0;
+            upper_exact = (pp & mask) == 0;
+        } else {
+            u128 f = POW5[k], pv = (u128)(4 * m2) * f;
+            u128 pp = pv + 2 * f, pm = pv - (u128)(1 + mmshift) * f;
+            if (sh >= 0) {
+                if (sh > 30 || (pp >> (63 - sh))) return KIND_ORJSON;
+                vr = (uint64_t)(pv << sh);
+                vp = (uint64_t)(pp << sh);
+                vm = (uint64_t)(pm << sh);
+                vm_zeros = 1;
+                upper_exact = 1;
+            } else {
+                if (s > 123) return KIND_ORJSON;
+                u128 mask = ((u128)1 << s) - 1;
+                if ((pp >> s) >> 63) return KIND_ORJSON;
+                vr = (uint64_t)(pv >> s);
+                vp = (uint64_t)(pp >> s);
+                vm = (uint64_t)(pm >> s);
+                u128 rr = pv & mask;
+                if (rr) {
+                    u128 t = rr * 10;
+                    last = (int)(t >> s);
+                    vr_zeros = (t & mask) == 0;
+                }
+                vm_zeros = (pm & mask) == 0;
+                upper_exact = (pp & mask) == 0;
+            }
+        }
+        int removed;
+        uint64_t out = remove_digits(vm, vr, vp, vm_zeros, last, vr_zeros, upper_exact, accept, &removed);
+        while (out >= 10 && out % 10 == 0) { out /= 10; removed++; }
+        int t = ((64 - __builtin_clzll(out)) * 1233) >> 12; /* digits - 1 or digits: out >= 1 */
+        int nd = t + (out >= POW10U[t]);
+        *digits = out;
+        *ndigits = nd;
+        *exp10 = (nd - 1) + removed - k;
+        return KIND_DIGITS;
+    }
+}
+
+/* Pass 1. kind[i]: KIND_*; for KIND_DIGITS, digits/ndig/exp10 are set. Returns how many need orjson. */
+int64_t weightinit_f32_digits(const float *x, int64_t n, uint32_t *digits, uint8_t *ndig, int16_t *exp10,
+                              uint8_t *kind)
+{
+    if (!ready) init();
+    int64_t other = 0;
+    const uint32_t *bits = (const uint32_t *)x;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b = bits[i] & 0x7FFFFFFFu;
+        if (b >= 0x7F800000u) { kind[i] = KIND_NULL; continue; }
+        if (b == 0) { kind[i] = KIND_ZERO; continue; }
+        uint64_t d = 0;
+        int nd = 0, e = 0;
+        int k = shortest(b, &d, &nd, &e);
+        kind[i] = (uint8_t)k;
+        digits[i] = (uint32_t)d;
+        ndig[i] = (uint8_t)nd;
+        exp10[i] = (int16_t)e;
+        other += k == KIND_ORJSON;
+    }
+    return other;
+}
+
+static inline void put_digits(char *o, uint32_t d, int nd) /* the nd digits of d into o[0..nd) */
+{
+    int k = nd;
+    while (k >= 2) {
+        uint32_t q = d / 100, r = d - q * 100;
+        memcpy(o + k - 2, PAIRS + 2 * r, 2);
+        d = q;
+        k -= 2;
+    }
+    if (k == 1) o[0] = (char)('0' + d);
+}
+
+static inline char *put_value(char *o, uint32_t sign, int kind, uint32_t d, int nd, int X)
+{
+    if (kind == KIND_NULL) { memcpy(o, "null", 4); return o + 4; }
+    if (sign) *o++ = '-';
+    if (kind == KIND_ZERO) { memcpy(o, "0.0", 3); return o + 3; }
+    if (X >= 0 && X < 13) {
+        if (nd > X + 1) { /* ddd.ddd */
+            put_digits(o + 1, d, nd);
+            memmove(o, o + 1, (size_t)(X + 1));
+            o[X + 1] = '.';
+            return o + nd + 1;
+        }
+        put_digits(o, d, nd); /* ddd000.0 */
+        o += nd;
+        for (int k = nd; k <= X; k++) *o++ = '0';
+        memcpy(o, ".0", 2);
+        return o + 2;
+    }
+    if (X < 0 && X >= -6) { /* 0.000ddd */
+        *o++ = '0';
+        *o++ = '.';
+        for (int k = 0; k < -X - 1; k++) *o++ = '0';
+        put_digits(o, d, nd);
+        return o + nd;
+    }
+    put_digits(o + 1, d, nd); /* d.ddde+X */
+    o[0] = o[1];
+    if (nd > 1) { o[1] = '.'; o += nd + 1; }
+    else o += 1;
+    *o++ = 'e';
+    *o++ = X < 0 ? '-' : '+';
+    int a = X < 0 ? -X : X;
+    if (a >= 10) { memcpy(o, PAIRS + 2 * a, 2); o += 2; }
+    else *o++ = (char)('0' + a);
+    return o;
+}
+
+/* Pass 2: nested lists of shape[0..ndim) (C order, no zero dimension) into out; returns bytes written. */
+int64_t weightinit_f32_format(const float *x, int64_t n, const int64_t *shape, int ndim, const uint32_t *digits,
+                              const uint8_t *ndig, const int16_t *exp10, const uint8_t *kind, char *out)
+{
+    char *o = out;
+    if (ndim <= 0 || ndim > 32 || n <= 0) return 0;
+    int64_t counter[32] = {0};
+    int64_t inner = shape[ndim - 1];
+    const uint32_t *bits = (const uint32_t *)x;
+    for (int l = 0; l < ndim; l++) *o++ = '[';
+    int64_t i = 0;
+    while (i < n) {
+        for (int64_t k = 0; k < inner; k++, i++) {
+            if (k) *o++ = ',';
+            o = put_value(o, bits[i] >> 31, kind[i], digits[i], ndig[i], exp10[i]);
+        }
+        *o++ = ']'; /* close the finished levels, then open the next list */
+        int l = ndim - 1;
+        while (l > 0) {
+            counter[l - 1]++;
+            if (counter[l - 1] < shape[l - 1]) break;
+            counter[l - 1] = 0;
+            *o++ = ']';
+            l--;
+        }
+        if (l == 0) break;
+        *o++ = ',';
+        for (int m = l; m < ndim; m++) *o++ = '[';
+    }
+    return o - out;
+}
+
+/* Both passes in one, for arrays with no value that needs orjson (the usual case: weights): no
+ * intermediate arrays. Returns the bytes written, or -1 when some value needs orjson (the caller
+ * then runs the two passes). */
+int64_t weightinit_f32_json(const float *x, int64_t n, const int64_t *shape, int ndim, char *out)
+{
+    if (!ready) init();
+    char *o = out;
+    if (ndim <= 0 || ndim > 32 || n <= 0) return 0;
+    int64_t counter[32] = {0};
+    int64_t inner = shape[ndim - 1];
+    const uint32_t *bits = (const uint32_t *)x;
+    for (int l = 0; l < ndim; l++) *o++ = '[';
+    int64_t i = 0;
+    while (i < n) {
+        for (int64_t k = 0; k < inner; k++, i++) {
+            if (k) *o++ = ',';
+            uint32_t b = bits[i] & 0x7FFFFFFFu;
+            int kind = KIND_DIGITS, nd = 0, e = 0;
+            uint64_t d = 0;
+            if (b >= 0x7F800000u) kind = KIND_NULL;
+            else if (b == 0) kind = KIND_ZERO;
+            else if ((kind = shortest(b, &d, &nd, &e)) == KIND_ORJSON) return -1;
+            o = put_value(o, bits[i] >> 31, kind, (uint32_t)d, nd, e);
+        }
+        *o++ = ']';
+        int l = ndim - 1;
+        while (l > 0) {
+            counter[l - 1]++;
+            if (counter[l - 1] < shape[l - 1]) break;
+            counter[l - 1] = 0;
+            *o++ = ']';
+            l--;
+        }
+        if (l == 0) break;
+        *o++ = ',';
+        for (int m = l; m < ndim; m++) *o++ = '[';
+    }
+    return o - out;
+}
