@@ -27,6 +27,7 @@ enum { KIND_DIGITS = 0, KIND_ZERO = 1, KIND_NULL = 2, KIND_ORJSON = 3 };
 #define KMAX 43
 
 static u128 POW5[KMAX + 1];
+static uint64_t POW5_64[28]; /* 5^k < 2^63 for k <= 27 */
 static char PAIRS[200];
 static const uint64_t POW10U[11] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
                                     100000000ull, 1000000000ull, 10000000000ull};
@@ -36,6 +37,7 @@ static void init(void)
 {
     POW5[0] = 1;
     for (int k = 1; k <= KMAX; k++) POW5[k] = POW5[k - 1] * 5;
+    for (int k = 0; k < 28; k++) POW5_64[k] = (uint64_t)POW5[k];
     for (int i = 0; i < 100; i++) {
         PAIRS[2 * i] = (char)('0' + i / 10);
         PAIRS[2 * i + 1] = (char)('0' + i % 10);
@@ -104,16 +106,16 @@ static int shortest(uint32_t bits, uint64_t *digits, int *ndigits, int *exp10)
         int last = 0, vr_zeros = 1, vm_zeros, upper_exact;
         if (k <= 14 && s >= 1 && s <= 60) {
             /* everything in 64 bits: 4m 5^k < 2^26 * 5^14 < 2^59 */
-            uint64_t f = (uint64_t)POW5[k], pv = (uint64_t)(4 * m2) * f;
+            uint64_t f = POW5_64[k], pv = (uint64_t)(4 * m2) * f;
             uint64_t pp = pv + 2 * f, pm = pv - (1 + mmshift) * f, mask = (1ull << s) - 1;
             vr = pv >> s;
             vp = pp >> s;
             vm = pm >> s;
             uint64_t rr = pv & mask;
-            if (rr) {
-                u128 t = (u128)rr * 10;
+            if (rr) { /* rr < 2^s <= 2^60, so 10 rr fits 64 bits */
+                uint64_t t = rr * 10;
                 last = (int)(t >> s);
-                vr_zeros = ((uint64_t)t & mask) == 0;
+                vr_zeros = (t & mask) == 0;
             }
             vm_zeros = (pm & mask) == 0;
             upper_exact = (pp & mask) == 0;
@@ -179,7 +181,7 @@ int64_t weightinit_f32_digits(const float *x, int64_t n, uint32_t *digits, uint8
     return other;
 }
 
-static inline void put_digits(char *o, uint32_t d, int nd) /* the nd digits of d into o[0..nd) */
+static inline void put_small(char *o, uint32_t d, int nd) /* the nd digits of d, two at a time */
 {
     int k = nd;
     while (k >= 2) {
@@ -189,6 +191,18 @@ static inline void put_digits(char *o, uint32_t d, int nd) /* the nd digits of d
         k -= 2;
     }
     if (k == 1) o[0] = (char)('0' + d);
+}
+
+static inline void put_digits(char *o, uint32_t d, int nd) /* the nd digits of d into o[0..nd) */
+{
+    if (nd <= 4) { put_small(o, d, nd); return; }
+    /* two halves, so that the divisions do not all wait on each other: the low four digits,
+     * then the rest */
+    uint32_t hi = d / 10000, lo = d - hi * 10000;
+    uint32_t a = lo / 100, b = lo - a * 100;
+    memcpy(o + nd - 4, PAIRS + 2 * a, 2);
+    memcpy(o + nd - 2, PAIRS + 2 * b, 2);
+    put_small(o, hi, nd - 4);
 }
 
 static inline char *put_value(char *o, uint32_t sign, int kind, uint32_t d, int nd, int X)
