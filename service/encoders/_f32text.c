@@ -158,6 +158,14 @@ static int shortest(uint32_t bits, uint64_t *digits, int *ndigits, int *exp10)
     }
 }
 
+/* One value's kind and, for KIND_DIGITS, its digits (b: the bits without the sign). */
+static inline int classify(uint32_t b, uint64_t *d, int *nd, int *e)
+{
+    if (b >= 0x7F800000u) return KIND_NULL;
+    if (b == 0) return KIND_ZERO;
+    return shortest(b, d, nd, e);
+}
+
 /* Pass 1. kind[i]: KIND_*; for KIND_DIGITS, digits/ndig/exp10 are set. Returns how many need orjson. */
 int64_t weightinit_f32_digits(const float *x, int64_t n, uint32_t *digits, uint8_t *ndig, int16_t *exp10,
                               uint8_t *kind)
@@ -166,12 +174,9 @@ int64_t weightinit_f32_digits(const float *x, int64_t n, uint32_t *digits, uint8
     int64_t other = 0;
     const uint32_t *bits = (const uint32_t *)x;
     for (int64_t i = 0; i < n; i++) {
-        uint32_t b = bits[i] & 0x7FFFFFFFu;
-        if (b >= 0x7F800000u) { kind[i] = KIND_NULL; continue; }
-        if (b == 0) { kind[i] = KIND_ZERO; continue; }
         uint64_t d = 0;
         int nd = 0, e = 0;
-        int k = shortest(b, &d, &nd, &e);
+        int k = classify(bits[i] & 0x7FFFFFFFu, &d, &nd, &e);
         kind[i] = (uint8_t)k;
         digits[i] = (uint32_t)d;
         ndig[i] = (uint8_t)nd;
@@ -242,9 +247,11 @@ static inline char *put_value(char *o, uint32_t sign, int kind, uint32_t d, int 
     return o;
 }
 
-/* Pass 2: nested lists of shape[0..ndim) (C order, no zero dimension) into out; returns bytes written. */
-int64_t weightinit_f32_format(const float *x, int64_t n, const int64_t *shape, int ndim, const uint32_t *digits,
-                              const uint8_t *ndig, const int16_t *exp10, const uint8_t *kind, char *out)
+/* The nested lists of shape[0..ndim) (C order, no zero dimension) into out; returns the bytes
+ * written. With digit arrays (pass 2), each value's digits are read from them; without (NULL),
+ * they are found here, and -1 is returned at the first value that needs orjson. */
+static int64_t print_lists(const float *x, int64_t n, const int64_t *shape, int ndim, const uint32_t *digits,
+                           const uint8_t *ndig, const int16_t *exp10, const uint8_t *kind, char *out)
 {
     char *o = out;
     if (ndim <= 0 || ndim > 32 || n <= 0) return 0;
@@ -256,7 +263,15 @@ int64_t weightinit_f32_format(const float *x, int64_t n, const int64_t *shape, i
     while (i < n) {
         for (int64_t k = 0; k < inner; k++, i++) {
             if (k) *o++ = ',';
-            o = put_value(o, bits[i] >> 31, kind[i], digits[i], ndig[i], exp10[i]);
+            if (digits) {
+                o = put_value(o, bits[i] >> 31, kind[i], digits[i], ndig[i], exp10[i]);
+            } else {
+                uint64_t d = 0;
+                int nd = 0, e = 0;
+                int kd = classify(bits[i] & 0x7FFFFFFFu, &d, &nd, &e);
+                if (kd == KIND_ORJSON) return -1;
+                o = put_value(o, bits[i] >> 31, kd, (uint32_t)d, nd, e);
+            }
         }
         *o++ = ']'; /* close the finished levels, then open the next list */
         int l = ndim - 1;
@@ -274,42 +289,18 @@ int64_t weightinit_f32_format(const float *x, int64_t n, const int64_t *shape, i
     return o - out;
 }
 
+/* Pass 2: the text from pass 1's arrays. */
+int64_t weightinit_f32_format(const float *x, int64_t n, const int64_t *shape, int ndim, const uint32_t *digits,
+                              const uint8_t *ndig, const int16_t *exp10, const uint8_t *kind, char *out)
+{
+    return print_lists(x, n, shape, ndim, digits, ndig, exp10, kind, out);
+}
+
 /* Both passes in one, for arrays with no value that needs orjson (the usual case: weights): no
  * intermediate arrays. Returns the bytes written, or -1 when some value needs orjson (the caller
  * then runs the two passes). */
 int64_t weightinit_f32_json(const float *x, int64_t n, const int64_t *shape, int ndim, char *out)
 {
     if (!ready) init();
-    char *o = out;
-    if (ndim <= 0 || ndim > 32 || n <= 0) return 0;
-    int64_t counter[32] = {0};
-    int64_t inner = shape[ndim - 1];
-    const uint32_t *bits = (const uint32_t *)x;
-    for (int l = 0; l < ndim; l++) *o++ = '[';
-    int64_t i = 0;
-    while (i < n) {
-        for (int64_t k = 0; k < inner; k++, i++) {
-            if (k) *o++ = ',';
-            uint32_t b = bits[i] & 0x7FFFFFFFu;
-            int kind = KIND_DIGITS, nd = 0, e = 0;
-            uint64_t d = 0;
-            if (b >= 0x7F800000u) kind = KIND_NULL;
-            else if (b == 0) kind = KIND_ZERO;
-            else if ((kind = shortest(b, &d, &nd, &e)) == KIND_ORJSON) return -1;
-            o = put_value(o, bits[i] >> 31, kind, (uint32_t)d, nd, e);
-        }
-        *o++ = ']';
-        int l = ndim - 1;
-        while (l > 0) {
-            counter[l - 1]++;
-            if (counter[l - 1] < shape[l - 1]) break;
-            counter[l - 1] = 0;
-            *o++ = ']';
-            l--;
-        }
-        if (l == 0) break;
-        *o++ = ',';
-        for (int m = l; m < ndim; m++) *o++ = '[';
-    }
-    return o - out;
+    return print_lists(x, n, shape, ndim, 0, 0, 0, 0, out);
 }

@@ -97,8 +97,8 @@ def applies_to_size(size: int) -> bool:
 
 
 def applies(values: np.ndarray) -> bool:
-    return (_LIB is not None and values.dtype == np.float32 and values.ndim >= 1 and 0 not in values.shape
-            and values.size >= MIN_VALUES)
+    return (values.dtype == np.float32 and values.ndim >= 1 and 0 not in values.shape
+            and applies_to_size(values.size))
 
 
 def dumps(values: np.ndarray, *, parts: int | None = None) -> list:

@@ -81,12 +81,17 @@ def document_with_values(plan: Plan) -> dict:
     doc = report(plan)
     for entry, t in zip(doc["tensors"], plan.selected):
         stored = t.generate()
-        entry["empirical"] = empirical(t, stored)
-        entry["sha256"] = sha256_of(stored)
-        if t.replay is not None:  # rng torch: the measured exactness replaces the prediction
-            entry["exact"] = bool(t.replay.values(t)[1])
+        _describe(entry, t, stored)
         entry["values"] = values_for_json(stored, t.dtype)
     return doc
+
+
+def _describe(entry: dict, t, stored: np.ndarray) -> None:
+    """A tensor entry's measured fields, in the document's key order (``values`` comes after)."""
+    entry["empirical"] = empirical(t, stored)
+    entry["sha256"] = sha256_of(stored)
+    if t.replay is not None:  # rng torch: the measured exactness replaces the prediction
+        entry["exact"] = bool(t.replay.values(t)[1])
 
 
 def encode_json(plan: Plan) -> Artifact:
@@ -107,10 +112,7 @@ def encode_json(plan: Plan) -> Artifact:
     for entry, t in zip(doc["tensors"], tensors):
         stored = t.generate()
         printing.append(floattext.submit(values_for_json(stored, t.dtype)))
-        entry["empirical"] = empirical(t, stored)
-        entry["sha256"] = sha256_of(stored)
-        if t.replay is not None:  # rng torch: the measured exactness replaces the prediction
-            entry["exact"] = bool(t.replay.values(t)[1])
+        _describe(entry, t, stored)  # while the values are printed
         entry["values"] = marker
     parts = orjson.dumps(doc, option=_OPTS).split(b'"' + marker.encode() + b'"')
     if len(parts) != len(tensors) + 1:

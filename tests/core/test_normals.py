@@ -74,20 +74,20 @@ def _scalar_reference(seed, n, dtype):
     t = normals._T32 if dtype == np.float32 else normals._T64
     rng = gen(seed)
     bits = 32 if dtype == np.float32 else 64
-    raw = rng.bit_generator.random_raw(n if bits == 64 else (n + 1) // 2)
-    words = [int(w) for w in raw] if bits == 64 else [int(w) >> s & 0xFFFFFFFF for w in raw for s in (0, 32)][:n]
 
-    def candidate(word):
-        i, m = word & 0x1FF, word >> (bits - t.bits)
-        x = dtype(m) * t.w[i]
-        return x, i, m < int(t.k[i])
+    def fast(count):
+        """count candidates from count words: their values and the (position, index) of the rejects."""
+        raw = rng.bit_generator.random_raw(count if bits == 64 else (count + 1) // 2)
+        words = [int(w) for w in raw] if bits == 64 else [int(w) >> s & 0xFFFFFFFF for w in raw for s in (0, 32)]
+        values, rejects = np.empty(count, dtype), []
+        for j, word in enumerate(words[:count]):
+            i, m = word & 0x1FF, word >> (bits - t.bits)
+            values[j] = dtype(m) * t.w[i]
+            if m >= int(t.k[i]):
+                rejects.append((j, i))
+        return values, rejects
 
-    out = np.empty(n, dtype)
-    rejects = []
-    for j, word in enumerate(words):
-        out[j], i, ok = candidate(word)
-        if not ok:
-            rejects.append((j, i))
+    out, rejects = fast(n)
 
     def decide(values, rejects):
         wedges = [(j, i) for j, i in rejects if i & 0xFF]
@@ -108,14 +108,7 @@ def _scalar_reference(seed, n, dtype):
     where = decide(out, rejects)
     while where:
         m = len(where) + len(where) // 32 + 16
-        rr = rng.bit_generator.random_raw(m if bits == 64 else (m + 1) // 2)
-        ws = [int(w) for w in rr] if bits == 64 else [int(w) >> s & 0xFFFFFFFF for w in rr for s in (0, 32)][:m]
-        vals = np.empty(m, dtype)
-        rej = []
-        for j, word in enumerate(ws):
-            vals[j], i, ok = candidate(word)
-            if not ok:
-                rej.append((j, i))
+        vals, rej = fast(m)
         failed = set(decide(vals, rej))
         kept = [vals[j] for j in range(m) if j not in failed][: len(where)]
         for pos, v in zip(where, kept):
