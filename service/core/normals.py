@@ -77,46 +77,48 @@ _CONSTANTS = np.array([_INV_LN2, _LN2_HI, _LN2_LO, R, _SQRT_HALF, *_EXP_COEF, *_
 assert _CONSTANTS.size == 32
 
 
-def _exp(t: np.ndarray) -> np.ndarray:
-    """e**t for float64 t in [-745, 0], from IEEE +, *, / only (no libm): reproducible bytes.
+def _exp(t):
+    """e**t for float64 t in [-745, 0] (an array or a NumPy scalar), from IEEE +, *, / only (no
+    libm): reproducible bytes.
 
     Cody-Waite reduction t = k ln2 + r with |r| <= ln2/2, a degree-13 Taylor polynomial for e**r
     (truncation error below 4e-18), and an exact scaling by 2**k. Within 2 ulp of exp."""
-    t = np.asarray(t, dtype=np.float64)
+    t = np.float64(t) if np.ndim(t) == 0 else np.asarray(t, dtype=np.float64)
     k = np.rint(t * _INV_LN2)
     r = (t - k * _LN2_HI) - k * _LN2_LO
-    p = np.full_like(r, _EXP_COEF[13])
+    p = _EXP_COEF[13]
     for n in range(12, -1, -1):
-        np.multiply(p, r, out=p)
-        np.add(p, _EXP_COEF[n], out=p)
+        p = p * r + _EXP_COEF[n]
     return np.ldexp(p, k.astype(np.int64))
 
 
-def _log(u: np.ndarray) -> np.ndarray:
-    """ln u for float64 u > 0, from IEEE +, *, / only (no libm): reproducible bytes.
+def _log(u):
+    """ln u for float64 u > 0 (an array or a NumPy scalar), from IEEE +, *, / only (no libm):
+    reproducible bytes.
 
     u = m 2**e with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s) with s = (m-1)/(m+1), |s| < 0.172,
     summed as 2s(1 + s^2/3 + ... + s^24/25) (truncation error below 1e-19). Within 2 ulp of log."""
-    m, e = np.frexp(np.asarray(u, dtype=np.float64))
+    m, e = np.frexp(np.float64(u) if np.ndim(u) == 0 else np.asarray(u, dtype=np.float64))
     small = m < _SQRT_HALF
-    m = np.where(small, m * 2.0, m)
+    m = m * (1.0 + small)  # doubled where small: exact
     e = (e - small).astype(np.float64)
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    p = np.full_like(z, _LOG_COEF[12])
+    p = _LOG_COEF[12]
     for j in range(11, -1, -1):
-        np.multiply(p, z, out=p)
-        np.add(p, _LOG_COEF[j], out=p)
+        p = p * z + _LOG_COEF[j]
     return e * _LN2_HI + (2.0 * s * p + e * _LN2_LO)
 
 
 def _edges() -> np.ndarray:
-    """X[0..256]: X[0] = V/f(R) (the base strip's virtual width), X[1] = R, ..., X[256] = 0."""
-    f = lambda x: float(_exp(np.array([-0.5 * x * x]))[0])  # noqa: E731
+    """X[0..256]: X[0] = V/f(R) (the base strip's virtual width), X[1] = R, ..., X[256] = 0.
+
+    Built on NumPy scalars (a 1-element array per call costs ten times as much at import)."""
+    f = lambda x: float(_exp(-0.5 * x * x))  # noqa: E731
     x = [V / f(R), R]
     for _ in range(254):
         xi = x[-1]
-        x.append(float(np.sqrt(-2.0 * _log(np.array([V / xi + f(xi)]))[0])))
+        x.append(float(np.sqrt(-2.0 * _log(V / xi + f(xi)))))
     x.append(0.0)
     return np.array(x)
 
@@ -132,7 +134,6 @@ class _Tables:
         self.k = np.concatenate([k, k]).astype(word)                     # index = layer | sign << 8
         self.w = np.concatenate([w, -w]).astype(value)
         self.f = _exp(-0.5 * edges * edges)                               # density at every edge, float64
-        self.edges = edges
 
 
 _EDGES = _edges()
