@@ -30,10 +30,12 @@ def free_port() -> int:
 
 
 def children(pid: int) -> list[int]:
+    """Direct children of a process, from /proc (also used by the tests, via tests/conftest.py)."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
+                # The command name (field 2) may contain spaces; the fields after its ')' are fixed.
                 with open(f"/proc/{entry}/stat") as f:
                     if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
                         out.append(int(entry))
