@@ -201,6 +201,7 @@ def lua_string(s: str) -> str:
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A /proc/<pid>/status memory field in KiB (VmRSS, VmHWM, ...); also used by tests/hardening."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field + ":"):

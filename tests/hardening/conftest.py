@@ -13,19 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks.servers import rss_kib  # the benchmarks' reader of /proc/<pid>/status memory fields
 from tests.conftest import Server, children, start_server, stop_server
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 60
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    """A /proc/<pid>/status memory field in KiB (VmRSS, VmHWM, ...)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} for pid {pid}")
 
 
 def proc_threads(pid: int) -> int:

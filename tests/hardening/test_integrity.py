@@ -53,12 +53,8 @@ def digest_of(r: requests.Response) -> bytes | None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = start_server(tmp_path_factory.mktemp("gunicorn-integrity"), env={"WEIGHTINIT_WORKERS": "1"})
-    try:
-        yield s
-    finally:
-        stop_server(s)
+def server(one_worker_server):
+    return one_worker_server
 
 
 @pytest.mark.parametrize("fmt", ["json", "npy", "npz", "safetensors"])
