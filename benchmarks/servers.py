@@ -187,8 +187,19 @@ def wrk_post_script(body: str, headers: dict | None = None, vary_seed: bool = Fa
         return "\n".join(lines) + "\n"
     assert '"seed": 0' in body
     head, tail = body.split('"seed": 0', 1)
+    # Every request of the run gets its own seed: setup() numbers the wrk threads (each has its own Lua
+    # state, whose math.random would start from the same sequence in every thread), and each thread
+    # counts from its number times 10^9, so no two requests of any connection share a seed.
     lines += [f"local head = {lua_string(head)}", f"local tail = {lua_string(tail)}",
-              "local n = math.random(1, 1000000000)",
+              "local threads = 0",
+              "function setup(thread)",
+              "  threads = threads + 1",
+              '  thread:set("id", threads)',
+              "end",
+              "local n = 0",
+              "function init(args)",
+              '  n = (tonumber(wrk.thread:get("id")) or 0) * 1000000000',
+              "end",
               "request = function()",
               "  n = n + 1",
               '  return wrk.format(nil, nil, nil, head .. \'"seed": \' .. n .. tail)',

@@ -87,6 +87,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("max_torch_elements", "WEIGHTINIT_MAX_TORCH_ELEMENTS", int, 1 << 25, 1, 1 << 40,
              doc="most values replayed for one `rng: torch` request: every tensor up to the last selected one, since "
                  "PyTorch's stream is sequential (413 `max_torch_elements`); ~1 s per 50M uniform, ~7 s per 50M normal"),
+    Variable("max_matrix_flops", "WEIGHTINIT_MAX_MATRIX_FLOPS", int, 1 << 38, 1, 1 << 50,
+             doc="most floating-point operations of the whole-matrix tensors (orthogonal's QR, sparse's sort, "
+                 "identity, dirac) one request draws; a Range request counts the tensors its bytes overlap "
+                 "(413 `max_matrix_flops`); the default admits one orthogonal tensor of the largest size, 4096 x 4096"),
+    Variable("max_matrix_bytes", "WEIGHTINIT_MAX_MATRIX_BYTES", int, 640 << 20, 1 << 20, 1 << 40,
+             doc="most working memory of drawing one whole-matrix tensor, in bytes (413 `max_matrix_bytes`); the "
+                 "default admits a 4096 x 4096 orthogonal tensor (its Gaussian, Q and R in float64)"),
+    Variable("matrix_cache_bytes", "WEIGHTINIT_MATRIX_CACHE_BYTES", int, 1 << 27, 0, 1 << 40,
+             doc="bytes of drawn whole-matrix tensors each process keeps, so that the Range parts of one artifact "
+                 "draw (and factor) each matrix once; 0 = keep none (read by the engine)", used_by="engine"),
     Variable("digest_max_bytes", "WEIGHTINIT_DIGEST_MAX_BYTES", int, 1 << 23, 0, 1 << 30,
              doc="binary artifacts up to this size are built in memory first so that they carry `Repr-Digest` "
                  "(sha-256); larger ones stream without it (JSON always has it); 0 = never for binary"),
@@ -141,6 +151,9 @@ class Config:
     max_json_elements: int
     max_binary_elements: int
     max_torch_elements: int
+    max_matrix_flops: int
+    max_matrix_bytes: int
+    matrix_cache_bytes: int
     digest_max_bytes: int
     cache_max_age: int
     workers: int
@@ -162,7 +175,8 @@ class Config:
     def limits(self) -> dict:
         """The request limits, as published in problem details and the README."""
         return {k: getattr(self, k) for k in ("max_body_bytes", "max_layers", "max_tensors", "max_json_elements",
-                                              "max_binary_elements", "max_torch_elements", "diagnose_max_batch", "diagnose_max_cost",
+                                              "max_binary_elements", "max_torch_elements", "max_matrix_flops", "max_matrix_bytes",
+                                              "diagnose_max_batch", "diagnose_max_cost",
                                               "diagnose_max_bytes")}
 
     def diagnose_limits(self) -> dict:

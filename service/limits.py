@@ -54,3 +54,35 @@ def check_torch_replay(plan: Plan, config: Config) -> None:
         raise SpecError("rng", f"rng torch replays {requested} values (every tensor up to the last selected one); "
                                f"at most {config.max_torch_elements} are allowed",
                         limit="max_torch_elements", requested=requested, allowed=config.max_torch_elements)
+
+
+def check_matrix_work(tensors, config: Config, what: str = "the request") -> None:
+    """The whole-matrix tensors among ``tensors`` (those a response or a Range part draws) against
+    ``max_matrix_flops`` (all of them together) and ``max_matrix_bytes`` (the largest one: they are
+    drawn one after another)."""
+    works = [(t, w) for t in tensors if (w := t.matrix_work()) is not None]
+    if not works:
+        return
+    flops = sum(w.flops for _, w in works)
+    if flops > config.max_matrix_flops:
+        raise SpecError("scheme", f"{what} draws {len(works)} whole-matrix tensor(s) ({works[0][0].distribution.name} "
+                                  f"{works[0][0].name}{', ...' if len(works) > 1 else ''}) costing {flops:,} "
+                                  f"floating-point operations; at most max_matrix_flops = {config.max_matrix_flops:,} "
+                                  "are allowed (select fewer tensors with `tensors`, or fetch the artifact in Range "
+                                  "parts)", limit="max_matrix_flops", requested=flops, allowed=config.max_matrix_flops)
+    t, w = max(works, key=lambda tw: tw[1].bytes)
+    if w.bytes > config.max_matrix_bytes:
+        raise SpecError("scheme", f"drawing {t.distribution.name} {t.name} (shape {list(t.shape)}) as a whole matrix "
+                                  f"needs {w.bytes:,} bytes of working memory; at most max_matrix_bytes = "
+                                  f"{config.max_matrix_bytes:,} are allowed", limit="max_matrix_bytes",
+                        requested=w.bytes, allowed=config.max_matrix_bytes)
+
+
+def drawn_tensors(plan: Plan) -> list:
+    """The tensors a whole response draws: the selected ones, and with ``rng: torch`` every tensor up
+    to the last selected one (PyTorch's stream is replayed in order)."""
+    if plan.document.get("rng") == "torch" and plan.selected:
+        last = max(t.position for t in plan.selected)
+        return [t for t in plan.tensors if t.position <= last]
+    return plan.selected
+

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, utils, validate, validates_schema
 
 from .core import schemes
 from .core.dtypes import DTYPES
@@ -26,6 +26,27 @@ from .encoders import FORMATS
 MAX_LAYERS_HARD = 10_000
 MAX_PATTERNS = 1_024
 NAME_PATTERN = r"^[A-Za-z0-9_](?:[A-Za-z0-9_\-]|\.(?!\.))*(?<!\.)$"
+
+
+class StrictSchema(Schema):
+    """A schema that rejects unknown fields, named in the order the document gives them.
+
+    marshmallow's own ``unknown = RAISE`` check runs after every known field and walks a set:
+    unknown fields come out in a hash order that changes from one process to the next, at some
+    30 us each (a 1 MiB object of unknown keys cost 1.7 s). Checked here first, in document
+    order, at a few hundred ns each: an object with unknown fields is reported for those alone."""
+
+    class Meta:
+        unknown = RAISE
+
+    @pre_load
+    def _unknown_fields_first(self, data, **kw):
+        if isinstance(data, dict):
+            known = self.load_fields
+            unknown = [k for k in data if k not in known]
+            if unknown:
+                raise ValidationError({k: ["Unknown field."] for k in unknown})
+        return data
 
 
 class StrictInteger(fields.Integer):
@@ -51,6 +72,21 @@ class StrictFloat(fields.Float):
             raise self.make_error("invalid")
         if isinstance(value, float) and not math.isfinite(value):
             raise self.make_error("special")
+        return super()._deserialize(value, attr, data, **kw)
+
+
+class BoundedList(fields.List):
+    """A list whose length is checked before its items: marshmallow's ``List`` validates every
+    item first and its length last, so 500,000 bad items cost 500,000 errors (seconds of CPU and
+    a 50 MB problem body) before "too long" is said. Same message as the ``Length`` validator."""
+
+    def __init__(self, inner, *, length: validate.Length, **kw):
+        self.length = length
+        super().__init__(inner, validate=length, **kw)
+
+    def _deserialize(self, value, attr, data, **kw):
+        if utils.is_collection(value):
+            self.length(value)
         return super()._deserialize(value, attr, data, **kw)
 
 
@@ -95,10 +131,7 @@ class ActivationField(fields.Field):
         raise ValidationError("must be an activation name or {name, negative_slope}")
 
 
-class ActivationSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class ActivationSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.OneOf(ACTIVATIONS))
     negative_slope = StrictFloat(validate=validate.Range(0, 1e3))
 
@@ -129,10 +162,7 @@ class IntOrList(fields.Field):
         return value
 
 
-class _LayerBase(Schema):
-    class Meta:
-        unknown = RAISE
-
+class _LayerBase(StrictSchema):
     type = fields.String(required=True)
     name = fields.String(validate=[validate.Length(1, NAME_MAX), validate.Regexp(
         NAME_PATTERN, error="may hold only ASCII letters, digits, '_', '-' and single inner '.'")])
@@ -194,7 +224,7 @@ class AttentionLayer(_LayerBase):
 
 
 class TensorLayer(_LayerBase):
-    shape = fields.List(_dim(), required=True, validate=validate.Length(1, MAX_RANK))
+    shape = BoundedList(_dim(), required=True, length=validate.Length(1, MAX_RANK))
     fan_in = _dim()
     fan_out = _dim()
 
@@ -225,18 +255,12 @@ class LayerField(fields.Field):
         return {k: v for k, v in loaded.items()}
 
 
-class ArchitectureSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    layers = fields.List(LayerField(), required=True, validate=validate.Length(1, MAX_LAYERS_HARD))
+class ArchitectureSchema(StrictSchema):
+    layers = BoundedList(LayerField(), required=True, length=validate.Length(1, MAX_LAYERS_HARD))
 
 
-class RequestSchema(Schema):
+class RequestSchema(StrictSchema):
     """The request document (the public contract; see README)."""
-
-    class Meta:
-        unknown = RAISE
 
     architecture = fields.Nested(ArchitectureSchema, required=True)
     scheme = SchemeField(load_default="auto")
@@ -244,8 +268,8 @@ class RequestSchema(Schema):
     dtype = fields.String(load_default="float32", validate=validate.OneOf(tuple(DTYPES)))
     layout = fields.String(load_default="torch", validate=validate.OneOf(LAYOUTS))
     bias = SchemeField(allow_false=True, load_default=None, allow_none=True)
-    tensors = fields.List(fields.String(validate=validate.Length(1, 256)), load_default=None, allow_none=True,
-                          validate=validate.Length(1, MAX_PATTERNS))
+    tensors = BoundedList(fields.String(validate=validate.Length(1, 256)), load_default=None, allow_none=True,
+                          length=validate.Length(1, MAX_PATTERNS))
     rng = fields.String(load_default="weightinit", validate=validate.OneOf(RNGS))
 
 

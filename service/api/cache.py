@@ -8,9 +8,12 @@ so the parse -> validate -> plan -> report work is done once per distinct body a
 
 - ``/v1/plan``: the finished body and headers;
 - ``/v1/weights``: the Plan, format and headers (so each Range request of a sharded fetch skips
-  validation), plus the finished body of JSON artifacts up to ``MAX_ENTRY_BYTES``.
+  validation), plus the finished body of JSON artifacts up to ``MAX_BODY_BYTES``.
 
-Bounded by entry count and by bytes held; errors are never cached (they raise before ``put``).
+Bounded by entry count and by bytes held: every byte an entry keeps is counted (finished bodies,
+an artifact's header, the JSON body attached after the first request, and an estimate of the Plan
+object itself), and what is attached later goes through ``attach`` so that it is counted and evicts
+like the rest. Errors are never cached (they raise before ``put``).
 Plans of ``rng: torch`` documents are not kept (their replay state is not shared between
 threads). Thread-safe: gthread workers serve several requests at once.
 """
@@ -26,7 +29,13 @@ from dataclasses import dataclass, field
 MAX_ENTRIES = 512
 MAX_BYTES = 32 << 20
 #: A finished body larger than this is rebuilt on every request instead of being kept.
-MAX_ENTRY_BYTES = 1 << 20
+MAX_BODY_BYTES = 1 << 20
+#: An entry larger than this (a plan of thousands of tensors, with its body) is not kept at all: one
+#: entry never takes more than a quarter of the cache.
+MAX_ENTRY_BYTES = MAX_BYTES // 4
+#: Memory a Plan keeps per tensor (its TensorPlan, spec, distribution and theory objects; measured with
+#: tracemalloc at 1.5-2.3 KB per tensor for plans of 2 to 2,000 tensors), for the entries that keep one.
+PLAN_BYTES_PER_TENSOR = 2 << 10
 
 
 @dataclass
@@ -37,7 +46,8 @@ class Entry:
     fmt: str | None = None
     media_type: str | None = None
     extra: dict = field(default_factory=dict)
-    held: int = 0                      # other bytes the entry keeps alive (an artifact's header)
+    held: int = 0                      # other bytes the entry keeps alive (the plan, an artifact's header)
+    key: bytes | None = None           # set by put
 
     @property
     def size(self) -> int:
@@ -73,7 +83,7 @@ class ResponseCache:
             return e
 
     def put(self, key: bytes, entry: Entry) -> Entry:
-        if entry.size > MAX_ENTRY_BYTES:
+        if entry.body is not None and len(entry.body) > MAX_BODY_BYTES:
             entry.body = None
         if entry.size > MAX_ENTRY_BYTES:
             return entry  # too large to keep at all
@@ -81,12 +91,31 @@ class ResponseCache:
             old = self._items.pop(key, None)
             if old is not None:
                 self._bytes -= old.size
+            entry.key = key
             self._items[key] = entry
             self._bytes += entry.size
-            while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):
-                _, dropped = self._items.popitem(last=False)
-                self._bytes -= dropped.size
+            self._evict()
         return entry
+
+    def attach(self, entry: Entry, name: str, value, nbytes: int) -> bool:
+        """Keep ``value`` (``nbytes`` large) in ``entry.extra[name]``, counted like the rest; False (and
+        nothing kept) when the entry is no longer cached, ``value`` is larger than ``MAX_BODY_BYTES`` or the
+        entry would grow past ``MAX_ENTRY_BYTES``."""
+        with self._lock:
+            if (entry.key is None or self._items.get(entry.key) is not entry or nbytes > MAX_BODY_BYTES
+                    or entry.size + nbytes > MAX_ENTRY_BYTES):
+                return False
+            entry.extra[name] = value
+            entry.held += nbytes
+            self._bytes += nbytes
+            self._evict()
+        return True
+
+    def _evict(self) -> None:
+        while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):
+            _, dropped = self._items.popitem(last=False)
+            self._bytes -= dropped.size
+            dropped.key = None
 
     def stats(self) -> dict:
         with self._lock:

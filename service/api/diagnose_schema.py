@@ -13,7 +13,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate
 
 from ..core.diagnose import BATCH_MAX, BATCH_MIN, SCHEMES_MAX, SPATIAL_MAX
-from ..schemas import RequestSchema, SchemeField, StrictInteger
+from ..schemas import BoundedList, RequestSchema, SchemeField, StrictInteger
 
 
 class NotApplicable(fields.Field):
@@ -46,6 +46,6 @@ class DiagnoseRequestSchema(RequestSchema):
     """``POST /v1/diagnose``."""
 
     tensors = NotApplicable("diagnose runs the whole network: tensor selection does not apply")
-    schemes = fields.List(SchemeField(), validate=validate.Length(1, SCHEMES_MAX))
+    schemes = BoundedList(SchemeField(), length=validate.Length(1, SCHEMES_MAX))
     batch = StrictInteger(validate=validate.Range(BATCH_MIN, BATCH_MAX))
     spatial_size = SpatialSize()

@@ -43,6 +43,12 @@ TYPES = {
     "http-error": "urn:weightinit:problem:http-error",
     "internal": "urn:weightinit:problem:internal",
 }
+#: A 422 names at most this many fields: a 1 MiB body can hold tens of thousands of bad fields, and
+#: naming each would make a 50 MB answer out of a 1 MB question. ``errors_omitted`` counts the rest.
+MAX_FIELD_ERRORS = 50
+#: ... and at most this many messages per field.
+MAX_FIELD_MESSAGES = 5
+
 _BY_STATUS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 406: "not-acceptable",
               408: "request-timeout", 413: "limit-exceeded", 415: "unsupported-media-type", 416: "range-not-satisfiable", 422: "invalid-document", 500: "internal"}
 
@@ -70,7 +76,12 @@ def invalid(errors: dict[str, list[str]], detail: str | None = None) -> Problem:
         field, msgs = next(iter(errors.items()))
         more = f" (and {len(errors) - 1} more field{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         detail = f"{field}: {msgs[0]}{more}"
-    return Problem(422, "Invalid request document", detail, kind="invalid-document", errors=errors)
+    extensions = {}
+    if len(errors) > MAX_FIELD_ERRORS or any(len(m) > MAX_FIELD_MESSAGES for m in errors.values()):
+        kept = dict(list(errors.items())[:MAX_FIELD_ERRORS])
+        extensions["errors_omitted"] = len(errors) - len(kept)
+        errors = {k: m[:MAX_FIELD_MESSAGES] for k, m in kept.items()}
+    return Problem(422, "Invalid request document", detail, kind="invalid-document", errors=errors, **extensions)
 
 
 def from_spec_error(e: SpecError) -> Problem:

@@ -34,7 +34,7 @@ from ..core.plan import Plan
 from ..core.report import report
 from ..encoders import FORMATS, MEDIA_TYPES, encode
 from ..schemas import WeightsRequestSchema, load_request
-from .cache import Entry, ResponseCache
+from .cache import PLAN_BYTES_PER_TENSOR, Entry, ResponseCache
 from .errors import Problem
 from .http import (JSON, accept, config, immutable_headers, json_response, matches_if_none_match, not_acceptable,
                    not_modified, parse_json, read_body_bytes, require_accept)
@@ -153,25 +153,31 @@ def _weights_entry(raw: bytes) -> Entry:
     engine_doc, body_format = _load(raw)
     fmt, media_type = negotiate(body_format)
     plan = _plan(engine_doc)
-    over = None
-    try:
-        limits.check_elements(plan, fmt, config())
-    except SpecError as e:
-        # A Range request is held to max_binary_elements by the values its part carries (checked in
-        # the view), so that a model larger than the limit can still be fetched in parts.
-        if not (e.limit == "max_binary_elements" and fmt in ("npy", "safetensors") and "Range" in request.headers):
-            raise
-        over = e
+    # A Range request is held to max_binary_elements by the values its part carries, and (rng weightinit:
+    # parts draw only what they overlap) to max_matrix_flops by the whole-matrix tensors its bytes overlap,
+    # both checked in the view, so that a model larger than either limit can still be fetched in parts.
+    partial = fmt in ("npy", "safetensors") and "Range" in request.headers
+    per_part = {"max_binary_elements"} | ({"max_matrix_flops"} if plan.document["rng"] == "weightinit" else set())
+    over = []
+    for check in (lambda: limits.check_elements(plan, fmt, config()),
+                  lambda: limits.check_matrix_work(limits.drawn_tensors(plan), config())):
+        try:
+            check()
+        except SpecError as e:
+            if not (partial and e.limit in per_part):
+                raise
+            over.append(e)
     limits.check_torch_replay(plan, config())
     headers = artifact_headers(plan, fmt)
     entry = Entry(headers, plan=plan, fmt=fmt, media_type=media_type)
-    if over is not None:
+    if over:
         entry.extra["over_limit"] = over
     if fmt != "json":
         # Lazy: draws nothing yet (raises for npy with several tensors). Stateless (chunks() starts
         # afresh each call), so one Artifact serves every request of this body, Range parts included.
         artifact = entry.extra["artifact"] = encode(plan, fmt)
         entry.held = sum(len(seg) for seg in artifact.segments or () if isinstance(seg, bytes))
+    entry.held += PLAN_BYTES_PER_TENSOR * len(plan.tensors) + len(plan.__dict__.get("_report_text", ""))
     if plan.document["rng"] != "weightinit":  # rng torch plans hold replay state: never shared
         return entry
     return _cache().put(key, entry)
@@ -189,7 +195,7 @@ def _json_artifact(entry: Entry):
         return artifact
     body = b"".join(artifact.chunks())  # one bytes object already for small documents
     if entry.plan.document["rng"] == "weightinit":
-        entry.extra["json"] = (body, artifact.sha256)
+        _cache().attach(entry, "json", (body, artifact.sha256), len(body))
     return body, artifact.sha256
 
 
@@ -234,13 +240,17 @@ def weights_view():
     entry = _weights_entry(read_body_bytes())
     plan, fmt, media_type = entry.plan, entry.fmt, entry.media_type
     headers = dict(entry.headers)
-    over = entry.extra.get("over_limit")
-    if over is not None:  # too many values for one response: only a part that carries few enough
+    for over in entry.extra.get("over_limit", ()):  # too much for one response: only a part that needs little enough
         artifact = entry.extra["artifact"]
         span = requested_range(artifact.length, headers["ETag"])
-        carried = 0 if span is None else -(-(span[1] - span[0]) // min(t.dtype.itemsize for t in plan.selected))
-        if span is None or carried > over.allowed:
+        if span is None:
             raise over
+        if over.limit == "max_binary_elements":
+            carried = -(-(span[1] - span[0]) // min(t.dtype.itemsize for t in plan.selected))
+            if carried > over.allowed:
+                raise over
+        else:
+            limits.check_matrix_work(artifact.tensors_in(*span), config(), "this Range part")
     if matches_if_none_match(headers["ETag"]):
         return not_modified(headers)
     if fmt != "json":

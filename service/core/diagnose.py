@@ -567,9 +567,9 @@ def estimate_cost(doc_or_probe) -> dict:
     # one layer's temporaries (gradients in flight, masks, statistics, histogram): generously bounded
     work = WORK_ARRAYS * 8 * B * widest
     # every weight and bias in float64, plus one tensor being drawn and converted (storage, float64, transposed,
-    # its dW); whole-matrix schemes (orthogonal: a Gaussian matrix and its QR) hold several float64 copies
-    drawing = max(t.size * (t.dtype.itemsize + (8 * 3 if t.distribution.blockwise else 8 * 8))
-                  for plan in p.plans for t in plan.tensors)
+    # its dW); whole-matrix schemes hold what their construction needs (orthogonal: a Gaussian matrix and its QR)
+    drawn = [(t, t.matrix_work()) for plan in p.plans for t in plan.tensors]
+    drawing = max(t.size * (t.dtype.itemsize + 8 * 3) if w is None else w.bytes + 8 * t.size for t, w in drawn)
     wbytes = 8 * weights + drawing
     conv = [st for st in p.stages if st.type != "dense"]
     cols = 0
@@ -577,7 +577,10 @@ def estimate_cost(doc_or_probe) -> dict:
         per = max(8 * math.prod(st.in_shape) * math.prod(st.kernel) for st in conv)
         cols = 3 * min(CONV_CHUNK_BYTES * 2, B * per)
     total = acts + work + wbytes + cols
-    return {"schemes": n, "batch": B, "layers": len(p.stages), "multiply_adds": n * 3 * B * fwd,
+    # drawing the whole-matrix weights is work too (a 2048 x 2048 orthogonal is a QR of 2.3e10 flops, more
+    # than the forward and backward passes of a small batch): counted as multiply-adds, two flops each
+    qr = sum(w.flops for _, w in drawn if w is not None) // 2
+    return {"schemes": n, "batch": B, "layers": len(p.stages), "multiply_adds": n * 3 * B * fwd + qr,
             "weight_elements": n * weights, "peak_bytes": total}
 
 

@@ -263,12 +263,26 @@ class Constant(Distribution):
         out.fill(self.value)
 
 
+@dataclass(frozen=True)
+class MatrixWork:
+    """What drawing one whole-matrix tensor costs: floating-point operations (a QR's, a sort's
+    comparisons, one per element otherwise) and the bytes held at once while it is drawn."""
+
+    flops: int
+    bytes: int
+
+
 class WholeMatrix(Distribution):
     """A distribution over the whole tensor (not i.i.d. entries): drawn at once, size-limited.
 
     ``draw(shape, normals)`` gets ``normals``, a callable returning the tensor-sized block-seeded
     float64 standard normals (so these schemes reuse the same per-block streams), and
     ``extra_rng``, a generator from a stream of its own for permutations.
+
+    ``work(torch_shape, itemsize)`` is what the draw costs, known before anything is drawn, so that
+    requests can be held to a budget (HTTP 413) before they start. The default covers the cheap
+    constructions (identity, dirac, forget-gate bias): one operation per element, and the float64
+    matrix, its transposed copy and the stored tensor in memory.
     """
 
     blockwise = False
@@ -276,11 +290,24 @@ class WholeMatrix(Distribution):
     def draw(self, shape, normals, extra_rng) -> np.ndarray:
         raise NotImplementedError
 
+    def work(self, torch_shape, itemsize: int) -> MatrixWork:
+        n = math.prod(torch_shape)
+        return MatrixWork(n, n * (2 * 8 + itemsize))
+
 
 def _matrix_dims(shape) -> tuple[int, int]:
     rows = int(shape[0])
     cols = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
     return rows, cols
+
+
+def qr_work(torch_shape, itemsize: int) -> MatrixWork:
+    """An orthogonal tensor's cost: Householder QR of the m x n Gaussian (m >= n), 2mn^2 - 2n^3/3
+    flops to factor (LAPACK geqrf) and as many to form the thin Q (orgqr); in memory the Gaussian,
+    Q and R in float64, the float64 result's transposed copy and the stored tensor."""
+    rows, cols = _matrix_dims(torch_shape)
+    m, n = max(rows, cols), min(rows, cols)
+    return MatrixWork(2 * (2 * m * n * n - (2 * n ** 3) // 3), 8 * (3 * m * n + n * n) + itemsize * m * n)
 
 
 @dataclass
@@ -311,6 +338,9 @@ class Orthogonal(WholeMatrix):
         rows, cols = _matrix_dims(self.shape)
         # Q^T Q = I on the smaller side: min(r, c) unit vectors, so sum of squares = min * gain^2.
         return self.gain ** 2 * min(rows, cols) / (rows * cols)
+
+    def work(self, torch_shape, itemsize: int) -> MatrixWork:
+        return qr_work(torch_shape, itemsize)
 
     def draw(self, shape, normals, extra_rng):
         rows, cols = _matrix_dims(shape)
@@ -431,6 +461,13 @@ class Sparse(WholeMatrix):
 
     def variance(self):
         return self.std ** 2 * (1.0 - self._zeros() / self.shape[0])
+
+    def work(self, torch_shape, itemsize: int) -> MatrixWork:
+        """A stable argsort of every column (about log2(rows) comparisons per element); in memory the
+        float64 normals and uniforms, the int64 order, the result and the stored tensor."""
+        rows, cols = torch_shape
+        n = rows * cols
+        return MatrixWork(n * max(1, math.ceil(math.log2(rows))), n * (4 * 8 + itemsize))
 
     def draw(self, shape, normals, extra_rng):
         rows, cols = shape

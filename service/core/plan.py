@@ -9,7 +9,6 @@ name rules) so that direct callers get the same clear errors.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import math
@@ -17,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import normals, policies, schemes, streams
-from .distributions import WHOLE_MAX_ELEMENTS, ForgetGateBias, WholeMatrix
+from . import matrix_cache, normals, policies, schemes, selection, streams
+from .distributions import WHOLE_MAX_ELEMENTS, ForgetGateBias, MatrixWork, WholeMatrix, qr_work
 from .dtypes import DTYPES, DType, as_float, round_scalar, to_storage
 from .errors import SpecError
 from .layers import BIASED, LAYER_FIELDS, NORMS, COMMON_FIELDS, Layer, TensorSpec, check_name, layer_tensors, parse_activation
@@ -124,7 +123,21 @@ class TensorPlan:
         values = np.ascontiguousarray(np.asarray(values, np.float32).transpose(self.spec.perm))
         return to_storage(values.astype(self.dtype.compute, copy=False), self.dtype).reshape(-1)
 
+    def matrix_work(self) -> MatrixWork | None:
+        """What drawing this tensor as a whole matrix costs (None for block-wise tensors)."""
+        if isinstance(self.distribution, WholeMatrix):
+            return self.distribution.work(self.spec.torch_shape, self.dtype.itemsize)
+        if self.replay is not None and self.scheme["name"] == "orthogonal":  # torch's orthogonal_ is a QR too
+            return qr_work(self.spec.torch_shape, self.dtype.itemsize)
+        return None
+
     # ------------------------------------------------------------------ generation
+    def _whole_stored(self) -> np.ndarray:
+        """The whole tensor in storage dtype, flat and read-only, for whole-matrix distributions:
+        drawn once per process and shared by every request and Range part (``matrix_cache``)."""
+        key = (self.seed, self.position, self.spec.torch_shape, self.spec.perm, self.dtype.name, repr(self.distribution))
+        return matrix_cache.cache().get_or_draw(key, lambda: to_storage(self._whole(), self.dtype))
+
     def _whole(self) -> np.ndarray:
         """The whole tensor (compute dtype), for whole-matrix distributions."""
         d = self.distribution
@@ -158,7 +171,7 @@ class TensorPlan:
 
         Blocks are views of reused buffers: each is valid until the next is requested."""
         if self.replay is not None or not self.distribution.blockwise:
-            whole = self._replayed() if self.replay is not None else to_storage(self._whole(), self.dtype)
+            whole = self._replayed() if self.replay is not None else self._whole_stored()
             for b in range(streams.n_blocks(self.size)):
                 lo, hi = streams.block_bounds(self.size, b)
                 yield whole[lo:hi]
@@ -224,7 +237,7 @@ class TensorPlan:
         if start == stop:
             return
         if self.replay is not None or not self.distribution.blockwise:
-            whole = self._replayed() if self.replay is not None else to_storage(self._whole(), self.dtype)
+            whole = self._replayed() if self.replay is not None else self._whole_stored()
             yield whole[start:stop]
             return
         first = start // streams.BLOCK_ELEMENTS
@@ -249,7 +262,7 @@ class TensorPlan:
         if self.replay is not None:
             return self._replayed().reshape(self.shape)
         if not self.distribution.blockwise:
-            return to_storage(self._whole(), self.dtype).reshape(self.shape)
+            return self._whole_stored().reshape(self.shape).copy()
         out = np.empty(self.size, self.dtype.storage)
         cast = self.dtype.storage != self.dtype.compute
         direct = out if not cast else None
@@ -433,7 +446,8 @@ def build_plan(doc: dict, *, max_tensors: int | None = None) -> Plan:
                         requested=total if total < SEED_MAX else None, allowed=MAX_PLAN_ELEMENTS)
     tensor_names = [s.name for s, _ in specs]
     if len(set(tensor_names)) != len(tensor_names):
-        dup = next(n for n in tensor_names if tensor_names.count(n) > 1)
+        seen: set[str] = set()
+        dup = next(n for n in tensor_names if n in seen or seen.add(n))
         raise SpecError("architecture.layers", f"two tensors would be named {dup!r}; rename a layer")
     plans = []
     for pos, (ts, layer) in enumerate(specs):
@@ -467,11 +481,8 @@ def build_plan(doc: dict, *, max_tensors: int | None = None) -> Plan:
         plans.append(TensorPlan(ts, pos, d["seed"], dtype, spec, by, why, resolved, warns))
     selected = plans
     if d["tensors"] is not None:
-        for k, pattern in enumerate(d["tensors"]):
-            if not any(fnmatch.fnmatchcase(n, pattern) for n in tensor_names):
-                raise SpecError(f"tensors.{k}", f"{pattern!r} matches no tensor (tensors: {', '.join(tensor_names[:20])}"
-                                                f"{', ...' if len(tensor_names) > 20 else ''})")
-        selected = [p for p in plans if any(fnmatch.fnmatchcase(p.name, pat) for pat in d["tensors"])]
+        chosen = selection.select(tensor_names, d["tensors"])
+        selected = [p for p in plans if p.name in chosen]
     if d["rng"] == "torch":
         from .torch_replay import TorchReplay
 

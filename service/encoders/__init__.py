@@ -41,6 +41,18 @@ class Artifact:
     def ranges(self) -> bool:
         return self.segments is not None
 
+    def tensors_in(self, start: int, stop: int) -> list:
+        """The tensors whose bytes overlap ``[start, stop)`` (what a Range part has to draw)."""
+        if self.segments is None:
+            raise ValueError(f"{self.format} artifacts cannot be cut into byte ranges")
+        out, offset = [], 0
+        for seg in self.segments:
+            size = len(seg) if isinstance(seg, bytes) else seg.nbytes
+            if not isinstance(seg, bytes) and offset < stop and start < offset + size:
+                out.append(seg)
+            offset += size
+        return out
+
     def byte_range(self, start: int, stop: int, *, parallel: bool = True) -> Iterator:
         """The artifact's bytes ``[start, stop)`` (bytes / memoryviews), drawing only the blocks
         of values that overlap the range; they equal ``b"".join(self.chunks())[start:stop]``."""

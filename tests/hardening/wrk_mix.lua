@@ -3,6 +3,12 @@
 -- and prints one JSON line with the totals, the errors and the latency percentiles at the end.
 --
 --   wrk -t2 -c64 -d20s --timeout 10s -s tests/hardening/wrk_mix.lua http://127.0.0.1:PORT
+--
+-- Nine requests in ten are distinct work: each carries a seed no other request of the run uses
+-- (the wrk thread's number times 10^9 plus the thread's own counter; setup() numbers the threads,
+-- so no two threads share a sequence), so the server draws, encodes and plans for real instead of
+-- answering from its cache. The tenth repeats one of a few fixed bodies (caches and 304-free
+-- repeats are part of real traffic too), and every 50th is /healthz.
 
 local mlp = '{"architecture":{"layers":[' ..
   '{"type":"dense","name":"fc1","in_features":64,"out_features":32,"activation":"relu"},' ..
@@ -12,36 +18,44 @@ local conv = '{"architecture":{"layers":[{"type":"conv2d","name":"c","in_channel
   '"kernel_size":[3,3],"activation":"tanh"}]},"seed":%d,"dtype":"%s"'
 
 local json = {["Content-Type"] = "application/json"}
-local function with(h, k, v)
-  local out = {}
-  for key, value in pairs(h) do out[key] = value end
-  out[k] = v
-  return out
+local safetensors = {["Content-Type"] = "application/json", ["Accept"] = "application/vnd.safetensors"}
+local accept_json = {["Content-Type"] = "application/json", ["Accept"] = "application/json"}
+
+-- each kind of request, as a function of its seed
+local kinds = {
+  function(s) return wrk.format("POST", "/v1/plan", json, string.format(mlp, s) .. "}") end,
+  function(s) return wrk.format("POST", "/v1/weights", json, string.format(mlp, s) .. "}") end,
+  function(s) return wrk.format("POST", "/v1/weights", json, string.format(mlp, s) .. ',"format":"npz"}') end,
+  function(s) return wrk.format("POST", "/v1/weights", safetensors, string.format(conv, s, "bfloat16") .. "}") end,
+  function(s)
+    return wrk.format("POST", "/v1/weights", json,
+      string.format(conv, s, "float16") .. ',"tensors":["c.weight"],"format":"npy"}')
+  end,
+  function(s) return wrk.format("POST", "/v1/weights", accept_json, string.format(conv, s, "float32") .. "}") end,
+}
+
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
 end
 
-local requests = {}
-local counter = 0
+local base, counter = 0, 0
+local repeated = {}
+local health = wrk.format("GET", "/healthz", {["X-Request-ID"] = "wrk-health"}, nil)
 
 function init(args)
-  -- a few seeds so responses differ, but each request stays a few KiB
+  base = (tonumber(wrk.thread:get("id")) or 0) * 1000000000
   for seed = 1, 4 do
-    table.insert(requests, wrk.format("POST", "/v1/plan", json, string.format(mlp, seed) .. "}"))
-    table.insert(requests, wrk.format("POST", "/v1/weights", json, string.format(mlp, seed) .. "}"))
-    table.insert(requests, wrk.format("POST", "/v1/weights", json,
-      string.format(mlp, seed) .. ',"format":"npz"}'))
-    table.insert(requests, wrk.format("POST", "/v1/weights", with(json, "Accept", "application/vnd.safetensors"),
-      string.format(conv, seed, "bfloat16") .. "}"))
-    table.insert(requests, wrk.format("POST", "/v1/weights", json,
-      string.format(conv, seed, "float16") .. ',"tensors":["c.weight"],"format":"npy"}'))
-    table.insert(requests, wrk.format("POST", "/v1/weights", with(json, "Accept", "application/json"),
-      string.format(conv, seed, "float32") .. "}"))
+    for _, kind in ipairs(kinds) do table.insert(repeated, kind(seed)) end
   end
-  table.insert(requests, wrk.format("GET", "/healthz", {["X-Request-ID"] = "wrk-health"}, nil))
 end
 
 function request()
   counter = counter + 1
-  return requests[(counter % #requests) + 1]
+  if counter % 50 == 0 then return health end
+  if counter % 10 == 0 then return repeated[math.floor(counter / 10) % #repeated + 1] end
+  return kinds[counter % #kinds + 1](base + counter)
 end
 
 function done(summary, latency, requests_stats)
