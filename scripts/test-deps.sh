@@ -24,6 +24,12 @@ missing=()
 for cmd in "${!APT[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")
 done
+# gcc and its sanitizer runtimes, for the builds of the C twins with -fsanitize=address,undefined
+# (tests/sanitizers.py); gcc prints the bare name when it has no libasan.so.
+asan="$(gcc -print-file-name=libasan.so 2>/dev/null || true)"
+if [ "${asan#/}" = "$asan" ] || [ ! -e "$asan" ]; then
+  missing+=(gcc libc6-dev libasan8 libubsan1)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null

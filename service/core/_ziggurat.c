@@ -12,6 +12,14 @@
  *
  * Plain C99 without Python.h, loaded with ctypes: setup.py builds it as an optional
  * extension, and normals.py falls back to the NumPy reference when it is missing.
+ *
+ * Sizes: out has n entries; the tables normals.py passes (read only) have fixed sizes that
+ * the indices cannot leave: K and W 512 entries, indexed by word & 0x1FF (layer | sign << 8);
+ * F 257, indexed by layer and layer + 1 <= 256; c C_COUNT (test_normals.py checks them). Every
+ * other buffer is allocated here, and written only below the count it was allocated for. No
+ * state outside a call: threads draw concurrently, each on its own generator.
+ * tests/core/test_ziggurat_sanitized.py runs the twins' vectors through a build with
+ * -fsanitize=address,undefined.
  */
 #include <math.h>
 #include <stdint.h>

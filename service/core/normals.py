@@ -142,7 +142,37 @@ _T64 = _Tables(_EDGES, np.uint64, np.float64, 52)
 _LOCAL = threading.local()
 
 
-def _load_native():
+class Native:
+    """``_ziggurat.c`` bound from one shared library: the package's own build (the module default)
+    or, in the tests, a build of the same source with sanitizers."""
+
+    ABI = 1  # weightinit_abi(): the signatures below
+
+    def __init__(self, path: str):
+        lib = ctypes.CDLL(path)
+        if lib.weightinit_abi() != self.ABI:
+            raise OSError(f"{path}: not the sampler ABI {self.ABI}")
+        self._fill = {}
+        for width in (32, 64):
+            fn = getattr(lib, f"weightinit_fill_f{width}")
+            fn.restype = ctypes.c_int
+            # (bitgen_t *, out, n, K (512 words), W (512 values), F (257 doubles), _CONSTANTS (32 doubles))
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 4
+            self._fill[width] = fn
+
+    def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        """:func:`fill`, drawn by this library."""
+        t = _tables_for(out)
+        bg = rng.bit_generator
+        with bg.lock:  # ctypes releases the GIL: other threads may draw other blocks meanwhile
+            rc = self._fill[32 if t is _T32 else 64](
+                bg.ctypes.bit_generator, out.ctypes.data, out.size, t.k.ctypes.data, t.w.ctypes.data,
+                t.f.ctypes.data, _CONSTANTS.ctypes.data)
+        if rc:
+            raise MemoryError("normals: out of memory in the native sampler")
+
+
+def _load_native() -> Native | None:
     """The C twin of this module (_ziggurat.c, built by setup.py when a compiler is there), or None.
 
     WEIGHTINIT_NORMALS=numpy forces the NumPy reference; the bytes are the same either way."""
@@ -152,18 +182,9 @@ def _load_native():
         spec = importlib.util.find_spec(__package__ + "._ziggurat")
         if spec is None or not spec.origin:
             return None
-        lib = ctypes.CDLL(spec.origin)
-        if lib.weightinit_abi() != 1:
-            return None
+        return Native(spec.origin)
     except (OSError, AttributeError, ImportError):
         return None
-    fns = {}
-    for width in (32, 64):
-        fn = getattr(lib, f"weightinit_fill_f{width}")
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 4
-        fns[width] = fn
-    return fns
 
 
 _NATIVE = _load_native()
@@ -254,8 +275,7 @@ def _tail(rng, n: int) -> np.ndarray:
     return res
 
 
-def fill(rng: np.random.Generator, out: np.ndarray) -> None:
-    """Fill the 1-D C-contiguous float32 or float64 array ``out`` with standard normals from ``rng``."""
+def _tables_for(out: np.ndarray) -> _Tables:
     if out.dtype == np.float32:
         t = _T32
     elif out.dtype == np.float64:
@@ -264,15 +284,15 @@ def fill(rng: np.random.Generator, out: np.ndarray) -> None:
         raise TypeError(f"normals are drawn in float32 or float64, not {out.dtype}")
     if out.ndim != 1 or not out.flags.c_contiguous:
         raise ValueError("out must be a 1-D C-contiguous array")
+    return t
+
+
+def fill(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Fill the 1-D C-contiguous float32 or float64 array ``out`` with standard normals from ``rng``."""
     if _NATIVE is not None:
-        bg = rng.bit_generator
-        with bg.lock:  # ctypes releases the GIL: other threads may draw other blocks meanwhile
-            rc = _NATIVE[32 if t is _T32 else 64](
-                bg.ctypes.bit_generator, out.ctypes.data, out.size, t.k.ctypes.data, t.w.ctypes.data,
-                t.f.ctypes.data, _CONSTANTS.ctypes.data)
-        if rc:
-            raise MemoryError("normals: out of memory in the native sampler")
+        _NATIVE.fill(rng, out)
         return
+    t = _tables_for(out)
     pos, index = _fast(rng, t, out)
     where = _slow(rng, t, out, pos, index)
     while where.size:

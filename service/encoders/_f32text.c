@@ -15,8 +15,18 @@
  * scientific ("1e-7", "1.5e+13"); "0.0" / "-0.0"; null for NaN and infinities; nested lists by
  * shape, no spaces.
  *
+ * Safety: every entry point is told its buffers' capacities and checks its arguments (the shape
+ * against n, the digits pass 2 is given); the printer checks the room left before each write, and
+ * a full buffer is an error (FULL), never a write past the end. weightinit_f32_capacity says how
+ * much room a shape needs at most: floattext.py sizes the buffer with it.
+ *
+ * The tables are constants (no initialisation at run time, so no order of calls and no threads to
+ * get right: the engine's threads print slices concurrently); a test checks them against 5^k.
+ *
  * tests/encoders/test_floattext.py compares the output with orjson's on millions of values and
- * on every edge (subnormals, powers of two and ten, interval ends, the extremes).
+ * on every edge (subnormals, powers of two and ten, interval ends, the extremes, every decimal
+ * exponent and digit count); tests/encoders/test_f32text_sanitized.py runs the same vectors
+ * through a build with -fsanitize=address,undefined.
  */
 #include <stdint.h>
 #include <string.h>
@@ -24,26 +34,41 @@
 typedef unsigned __int128 u128;
 
 enum { KIND_DIGITS = 0, KIND_ZERO = 1, KIND_NULL = 2, KIND_ORJSON = 3 };
+/* What the entry points return instead of a length. */
+enum { NEEDS_ORJSON = -1, FULL = -2, BAD_ARGUMENTS = -3 };
 #define KMAX 43
+/* A value's digits: 1..9 of them (a float32's shortest digits never need more) and a decimal
+ * exponent in -45..38 (the float32 range). */
+#define MAX_DIGITS 9
+#define MIN_EXP10 (-45)
+#define MAX_EXP10 38
+/* The longest text put_value writes for such digits: a sign, "0.", five zeros and nine digits
+ * (positional from 1e-6: "-0.00000ddddddddd"); the other layouts are shorter ("-ddddddddd0000.0"
+ * is 16, "-d.dddddddde-45" 15, "null" 4). */
+#define MAX_VALUE_TEXT 17
+/* The most dimensions a printed array may have: NumPy's own limit (NPY_MAXDIMS, NumPy 2). */
+#define MAX_NDIM 64
 
-static u128 POW5[KMAX + 1];
-static uint64_t POW5_64[28]; /* 5^k < 2^63 for k <= 27 */
-static char PAIRS[200];
+#define P27 ((u128)7450580596923828125ull) /* 5^27, the largest power of 5 below 2^63 */
+static const u128 POW5[KMAX + 1] = { /* 5^k */
+    1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull, 390625ull, 1953125ull, 9765625ull,
+    48828125ull, 244140625ull, 1220703125ull, 6103515625ull, 30517578125ull, 152587890625ull, 762939453125ull,
+    3814697265625ull, 19073486328125ull, 95367431640625ull, 476837158203125ull, 2384185791015625ull,
+    11920928955078125ull, 59604644775390625ull, 298023223876953125ull, 1490116119384765625ull,
+    7450580596923828125ull, P27 * 5ull, P27 * 25ull, P27 * 125ull, P27 * 625ull, P27 * 3125ull, P27 * 15625ull,
+    P27 * 78125ull, P27 * 390625ull, P27 * 1953125ull, P27 * 9765625ull, P27 * 48828125ull, P27 * 244140625ull,
+    P27 * 1220703125ull, P27 * 6103515625ull, P27 * 30517578125ull, P27 * 152587890625ull,
+};
+/* POW5[0..14] again as 64-bit words, for the 64-bit path (k <= 14): loaded as such, the JSON
+ * printer runs ~10% faster than with the low halves of POW5's entries. */
+static const uint64_t POW5_64[15] = {1ull,        5ull,        25ull,        125ull,        625ull,
+                                     3125ull,     15625ull,    78125ull,     390625ull,     1953125ull,
+                                     9765625ull,  48828125ull, 244140625ull, 1220703125ull, 6103515625ull};
+static const char PAIRS[201] = /* "00", "01", ..., "99" */
+    "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849"
+    "5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 static const uint64_t POW10U[11] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
                                     100000000ull, 1000000000ull, 10000000000ull};
-static volatile int ready = 0;
-
-static void init(void)
-{
-    POW5[0] = 1;
-    for (int k = 1; k <= KMAX; k++) POW5[k] = POW5[k - 1] * 5;
-    for (int k = 0; k < 28; k++) POW5_64[k] = (uint64_t)POW5[k];
-    for (int i = 0; i < 100; i++) {
-        PAIRS[2 * i] = (char)('0' + i / 10);
-        PAIRS[2 * i + 1] = (char)('0' + i % 10);
-    }
-    ready = 1;
-}
 
 /* Ryu's digit removal on the scaled interval: vm, vr, vp are the integer parts of the lower end,
  * the value and the upper end; vm_zeros: the lower end is an integer; last / vr_zeros: the
@@ -149,7 +174,10 @@ static int shortest(uint32_t bits, uint64_t *digits, int *ndigits, int *exp10)
         int removed;
         uint64_t out = remove_digits(vm, vr, vp, vm_zeros, last, vr_zeros, upper_exact, accept, &removed);
         while (out >= 10 && out % 10 == 0) { out /= 10; removed++; }
-        int t = ((64 - __builtin_clzll(out)) * 1233) >> 12; /* digits - 1 or digits: out >= 1 */
+        /* Ryu's answer has 1..9 digits; the check makes the bounds below (the index into POW10U,
+         * put_value's MAX_VALUE_TEXT) hold whatever happened above */
+        if (out == 0 || out >= POW10U[MAX_DIGITS]) return KIND_ORJSON;
+        int t = ((64 - __builtin_clzll(out)) * 1233) >> 12; /* digits - 1 or digits: t <= 9 */
         int nd = t + (out >= POW10U[t]);
         *digits = out;
         *ndigits = nd;
@@ -166,11 +194,12 @@ static inline int classify(uint32_t b, uint64_t *d, int *nd, int *e)
     return shortest(b, d, nd, e);
 }
 
-/* Pass 1. kind[i]: KIND_*; for KIND_DIGITS, digits/ndig/exp10 are set. Returns how many need orjson. */
+/* Pass 1, into four arrays of n entries each. kind[i]: KIND_*; for KIND_DIGITS, digits/ndig/exp10
+ * are set. Returns how many need orjson, or BAD_ARGUMENTS. */
 int64_t weightinit_f32_digits(const float *x, int64_t n, uint32_t *digits, uint8_t *ndig, int16_t *exp10,
                               uint8_t *kind)
 {
-    if (!ready) init();
+    if (n < 0) return BAD_ARGUMENTS;
     int64_t other = 0;
     const uint32_t *bits = (const uint32_t *)x;
     for (int64_t i = 0; i < n; i++) {
@@ -247,60 +276,112 @@ static inline char *put_value(char *o, uint32_t sign, int kind, uint32_t d, int 
     return o;
 }
 
-/* The nested lists of shape[0..ndim) (C order, no zero dimension) into out; returns the bytes
- * written. With digit arrays (pass 2), each value's digits are read from them; without (NULL),
- * they are found here, and -1 is returned at the first value that needs orjson. */
-static int64_t print_lists(const float *x, int64_t n, const int64_t *shape, int ndim, const uint32_t *digits,
-                           const uint8_t *ndig, const int16_t *exp10, const uint8_t *kind, char *out)
+/* Digits handed in for pass 2 (orjson's, through floattext.digits_of): those put_value's
+ * MAX_VALUE_TEXT is computed for, and a nonzero leading digit. */
+static inline int valid_digits(uint32_t d, int nd, int e)
 {
-    char *o = out;
-    if (ndim <= 0 || ndim > 32 || n <= 0) return 0;
-    int64_t counter[32] = {0};
+    return nd >= 1 && nd <= MAX_DIGITS && d >= POW10U[nd - 1] && d < POW10U[nd] && e >= MIN_EXP10 && e <= MAX_EXP10;
+}
+
+/* The most bytes print_lists writes for n values of shape[0..ndim), or BAD_ARGUMENTS unless
+ * 1 <= ndim <= MAX_NDIM, every dimension is >= 1 and their product is n. The text is n values of
+ * at most MAX_VALUE_TEXT bytes, two brackets per list, and a comma between siblings: a list of c
+ * children has c - 1, and the children of all lists are the n values and every list but the
+ * outermost, so there are n + (lists - 1) - lists = n - 1 commas. In all
+ * n (MAX_VALUE_TEXT + 1) + 2 lists - 1, reached when every value is longest. */
+static int64_t bound(int64_t n, const int64_t *shape, int ndim)
+{
+    /* n below INT64_MAX / (MAX_VALUE_TEXT + 1 + 2 MAX_NDIM): no sum below can overflow */
+    if (ndim < 1 || ndim > MAX_NDIM || n < 1 || n > INT64_MAX / (MAX_VALUE_TEXT + 1 + 2 * MAX_NDIM))
+        return BAD_ARGUMENTS;
+    int64_t count = 1, lists = 0;
+    for (int l = 0; l < ndim; l++) {
+        lists += count; /* the lists at depth l, one per element of shape[0..l): at most n */
+        if (shape[l] < 1 || shape[l] > n / count) return BAD_ARGUMENTS; /* keeps count <= n */
+        count *= shape[l];
+    }
+    if (count != n) return BAD_ARGUMENTS;
+    return n * (MAX_VALUE_TEXT + 1) + 2 * lists - 1;
+}
+
+/* The nested lists of shape[0..ndim) (C order) into out[0..capacity); returns the bytes written,
+ * FULL when the room runs out (nothing is written past out + capacity), or BAD_ARGUMENTS. With
+ * digit arrays (pass 2), each value's digits are read from them; without (NULL), they are found
+ * here, and NEEDS_ORJSON is returned at the first value that needs orjson. */
+static int64_t print_lists(const float *x, int64_t n, const int64_t *shape, int ndim, const uint32_t *digits,
+                           const uint8_t *ndig, const int16_t *exp10, const uint8_t *kind, char *out,
+                           int64_t capacity)
+{
+    if (capacity < 0 || bound(n, shape, ndim) < 0) return BAD_ARGUMENTS;
+    char *o = out, *const end = out + capacity;
+#define PUT(c)                    \
+    do {                          \
+        if (o == end) return FULL; \
+        *o++ = (c);               \
+    } while (0)
+    int64_t counter[MAX_NDIM] = {0};
     int64_t inner = shape[ndim - 1];
     const uint32_t *bits = (const uint32_t *)x;
-    for (int l = 0; l < ndim; l++) *o++ = '[';
+    for (int l = 0; l < ndim; l++) PUT('[');
     int64_t i = 0;
     while (i < n) {
         for (int64_t k = 0; k < inner; k++, i++) {
+            /* room for the separator and the longest value: one check per value */
+            if (end - o < MAX_VALUE_TEXT + (k > 0)) return FULL;
             if (k) *o++ = ',';
             if (digits) {
-                o = put_value(o, bits[i] >> 31, kind[i], digits[i], ndig[i], exp10[i]);
+                int kd = kind[i];
+                int ok = kd == KIND_DIGITS ? valid_digits(digits[i], ndig[i], exp10[i])
+                                           : kd == KIND_ZERO || kd == KIND_NULL;
+                if (!ok) return BAD_ARGUMENTS;
+                o = put_value(o, bits[i] >> 31, kd, digits[i], ndig[i], exp10[i]);
             } else {
                 uint64_t d = 0;
                 int nd = 0, e = 0;
                 int kd = classify(bits[i] & 0x7FFFFFFFu, &d, &nd, &e);
-                if (kd == KIND_ORJSON) return -1;
+                if (kd == KIND_ORJSON) return NEEDS_ORJSON;
                 o = put_value(o, bits[i] >> 31, kd, (uint32_t)d, nd, e);
             }
         }
-        *o++ = ']'; /* close the finished levels, then open the next list */
+        PUT(']'); /* close the finished levels, then open the next list */
         int l = ndim - 1;
         while (l > 0) {
             counter[l - 1]++;
             if (counter[l - 1] < shape[l - 1]) break;
             counter[l - 1] = 0;
-            *o++ = ']';
+            PUT(']');
             l--;
         }
         if (l == 0) break;
-        *o++ = ',';
-        for (int m = l; m < ndim; m++) *o++ = '[';
+        PUT(',');
+        for (int m = l; m < ndim; m++) PUT('[');
     }
+#undef PUT
     return o - out;
 }
 
-/* Pass 2: the text from pass 1's arrays. */
-int64_t weightinit_f32_format(const float *x, int64_t n, const int64_t *shape, int ndim, const uint32_t *digits,
-                              const uint8_t *ndig, const int16_t *exp10, const uint8_t *kind, char *out)
+/* The room weightinit_f32_json and weightinit_f32_format need at most (see bound). */
+int64_t weightinit_f32_capacity(int64_t n, const int64_t *shape, int ndim)
 {
-    return print_lists(x, n, shape, ndim, digits, ndig, exp10, kind, out);
+    return bound(n, shape, ndim);
+}
+
+int weightinit_f32_max_value_text(void) { return MAX_VALUE_TEXT; }
+
+int weightinit_f32_max_ndim(void) { return MAX_NDIM; }
+
+/* Pass 2: the text from pass 1's arrays (n entries each; orjson's digits where pass 1 had none). */
+int64_t weightinit_f32_format(const float *x, int64_t n, const int64_t *shape, int ndim, const uint32_t *digits,
+                              const uint8_t *ndig, const int16_t *exp10, const uint8_t *kind, char *out,
+                              int64_t capacity)
+{
+    return print_lists(x, n, shape, ndim, digits, ndig, exp10, kind, out, capacity);
 }
 
 /* Both passes in one, for arrays with no value that needs orjson (the usual case: weights): no
- * intermediate arrays. Returns the bytes written, or -1 when some value needs orjson (the caller
- * then runs the two passes). */
-int64_t weightinit_f32_json(const float *x, int64_t n, const int64_t *shape, int ndim, char *out)
+ * intermediate arrays. Returns the bytes written, or NEEDS_ORJSON when some value needs orjson
+ * (the caller then runs the two passes), FULL or BAD_ARGUMENTS. */
+int64_t weightinit_f32_json(const float *x, int64_t n, const int64_t *shape, int ndim, char *out, int64_t capacity)
 {
-    if (!ready) init();
-    return print_lists(x, n, shape, ndim, 0, 0, 0, 0, out);
+    return print_lists(x, n, shape, ndim, 0, 0, 0, 0, out, capacity);
 }

@@ -8,7 +8,8 @@ arithmetic) and lays the text out as orjson does, in C through ctypes (so withou
 the engine's threads, one slice of rows each. Values outside the C code's exact range (below
 1e-34 or from 1e9 up in magnitude: no initial weight is there) are asked of orjson one by one.
 Without the compiled module (no C compiler at install) orjson prints everything: the same
-bytes, slower.
+bytes, slower. The C code sizes the output (``Printer.capacity``: every value at its longest) and
+checks the room before each write: a full buffer is an error, never a write past the end.
 """
 
 from __future__ import annotations
@@ -22,34 +23,104 @@ import orjson
 from ..core import streams
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
-#: Bytes per value at most: sign, 9 digits, point, exponent "e-45", comma.
-_MAX_TEXT = 16
 #: Below this many values one orjson call costs less than the hand-offs to threads.
 MIN_VALUES = 1 << 16
-_ORJSON = 3
+_ORJSON = 3  # _f32text.c's KIND_ORJSON
+#: What _f32text.c's entry points return instead of a length.
+NEEDS_ORJSON, FULL, BAD_ARGUMENTS = -1, -2, -3
 
 
-def _load():
+class Printer:
+    """``_f32text.c`` bound from one shared library: the package's own build (``PRINTER``) or, in
+    the tests, a build of the same source with sanitizers.
+
+    The C code owns the layout, so it also owns the sizes: ``max_value_text`` (the longest text
+    it writes for one value) and ``capacity(values)``, the most bytes an array's text takes, which
+    sizes the buffer. Each call is told that capacity and fails (FULL) rather than write past it."""
+
+    def __init__(self, path: str):
+        self.lib = lib = ctypes.CDLL(path)
+        p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+        for name, restype, argtypes in (
+                ("weightinit_f32_max_value_text", i32, []), ("weightinit_f32_max_ndim", i32, []),
+                ("weightinit_f32_capacity", i64, [i64, p, i32]),
+                ("weightinit_f32_json", i64, [p, i64, p, i32, p, i64]),
+                ("weightinit_f32_digits", i64, [p, i64, p, p, p, p]),
+                ("weightinit_f32_format", i64, [p, i64, p, i32, p, p, p, p, p, i64])):
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+        #: Bytes of the longest value text (17: "-0.00000ddddddddd"); each value also takes a comma.
+        self.max_value_text = lib.weightinit_f32_max_value_text()
+        #: The most dimensions the C code prints (NumPy's own limit).
+        self.max_ndim = lib.weightinit_f32_max_ndim()
+
+    def capacity(self, values: np.ndarray) -> int:
+        """The most bytes the text of ``values`` takes (every value at its longest)."""
+        shape = np.array(values.shape, np.int64)
+        return self._checked(self.lib.weightinit_f32_capacity(values.size, shape.ctypes.data, values.ndim))
+
+    def text(self, values: np.ndarray) -> memoryview:
+        """The text of a C-contiguous float32 array (1 <= ndim <= max_ndim, no zero dimension), in
+        one call; values the C code has no exact digits for are asked of orjson."""
+        n, ndim, ptr = values.size, values.ndim, values.ctypes.data
+        shape = np.array(values.shape, np.int64)
+        capacity = self.capacity(_checked_array(values))
+        out = np.empty(capacity, np.uint8)
+        length = self.lib.weightinit_f32_json(ptr, n, shape.ctypes.data, ndim, out.ctypes.data, capacity)
+        if length == NEEDS_ORJSON:  # some value needs orjson: two passes
+            digits, ndig, exp10, kind = self.digits(values)
+            length = self.lib.weightinit_f32_format(ptr, n, shape.ctypes.data, ndim, digits.ctypes.data,
+                                                    ndig.ctypes.data, exp10.ctypes.data, kind.ctypes.data,
+                                                    out.ctypes.data, capacity)
+        return memoryview(out)[:self._checked(length)]
+
+    def digits(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Pass 1 of a C-contiguous float32 array: per value, (digits, number of digits, decimal
+        exponent, kind) as ``weightinit_f32_format`` reads them; orjson's digits where the C code
+        has none."""
+        n = _checked_array(values).size
+        digits, ndig = np.empty(n, np.uint32), np.empty(n, np.uint8)
+        exp10, kind = np.empty(n, np.int16), np.empty(n, np.uint8)
+        if self._checked(self.lib.weightinit_f32_digits(values.ctypes.data, n, digits.ctypes.data, ndig.ctypes.data,
+                                                        exp10.ctypes.data, kind.ctypes.data)):
+            flat = values.reshape(-1)
+            for i in np.flatnonzero(kind == _ORJSON):
+                d, nd, x = digits_of(orjson.dumps(flat[i:i + 1], option=_OPTS)[1:-1].decode())
+                digits[i], ndig[i], exp10[i], kind[i] = d, nd, x, 0
+        return digits, ndig, exp10, kind
+
+    @staticmethod
+    def _checked(result: int) -> int:
+        if result == FULL:  # capacity() is the most any text takes: a bug, not an input
+            raise RuntimeError("float printer: the text did not fit the capacity computed for it")
+        if result < 0:
+            raise ValueError("float printer: not an array it prints (its shape, or the digits handed to pass 2)")
+        return result
+
+
+def _checked_array(values: np.ndarray) -> np.ndarray:
+    """The C code reads values.size float32 from the array's first byte."""
+    if values.dtype != np.float32 or not values.flags.c_contiguous:
+        raise ValueError(f"the printer takes a C-contiguous float32 array, not {values.dtype} "
+                         f"(C-contiguous: {values.flags.c_contiguous})")
+    return values
+
+
+def _default() -> Printer | None:
+    """The package's own build (setup.py builds it when a C compiler is there), or None."""
     try:
         spec = importlib.util.find_spec(__package__ + "._f32text")
         if spec is None or not spec.origin:
             return None
-        lib = ctypes.CDLL(spec.origin)
-    except (OSError, ImportError):
+        return Printer(spec.origin)
+    except (OSError, AttributeError, ImportError):  # AttributeError: a build of older source
         return None
-    p = ctypes.c_void_p
-    lib.weightinit_f32_digits.restype = ctypes.c_int64
-    lib.weightinit_f32_digits.argtypes = [p, ctypes.c_int64, p, p, p, p]
-    lib.weightinit_f32_format.restype = ctypes.c_int64
-    lib.weightinit_f32_format.argtypes = [p, ctypes.c_int64, p, ctypes.c_int, p, p, p, p, p]
-    lib.weightinit_f32_json.restype = ctypes.c_int64
-    lib.weightinit_f32_json.argtypes = [p, ctypes.c_int64, p, ctypes.c_int, p]
-    return lib
 
 
-_LIB = _load()
+#: The compiled printer, or None without one (then orjson prints everything).
+PRINTER = _default()
 #: Who prints large float32 JSON values: "c" (the compiled printer) or "orjson".
-BACKEND = "c" if _LIB is not None else "orjson"
+BACKEND = "c" if PRINTER is not None else "orjson"
 
 
 def digits_of(text: str) -> tuple[int, int, int]:
@@ -69,36 +140,13 @@ def digits_of(text: str) -> tuple[int, int, int]:
     return int(digits), len(digits), x
 
 
-def text(values: np.ndarray) -> memoryview:
-    """The text of a C-contiguous float32 array (ndim >= 1, no zero dimension), in one call."""
-    n = values.size
-    shape = np.array(values.shape, np.int64)
-    lists = int(np.prod(values.shape[:-1], dtype=np.int64)) if values.ndim > 1 else 1
-    out = np.empty(n * _MAX_TEXT + 2 * lists * values.ndim + 16, np.uint8)
-    length = _LIB.weightinit_f32_json(values.ctypes.data, n, shape.ctypes.data, values.ndim, out.ctypes.data)
-    if length >= 0:  # one pass: no value needed orjson
-        return memoryview(out)[:length]
-    digits, ndig = np.empty(n, np.uint32), np.empty(n, np.uint8)
-    exp10, kind = np.empty(n, np.int16), np.empty(n, np.uint8)
-    ptr = values.ctypes.data
-    if _LIB.weightinit_f32_digits(ptr, n, digits.ctypes.data, ndig.ctypes.data, exp10.ctypes.data,
-                                  kind.ctypes.data):
-        flat = values.reshape(-1)
-        for i in np.flatnonzero(kind == _ORJSON):
-            d, nd, x = digits_of(orjson.dumps(flat[i:i + 1], option=_OPTS)[1:-1].decode())
-            digits[i], ndig[i], exp10[i], kind[i] = d, nd, x, 0
-    length = _LIB.weightinit_f32_format(ptr, n, shape.ctypes.data, values.ndim, digits.ctypes.data,
-                                        ndig.ctypes.data, exp10.ctypes.data, kind.ctypes.data, out.ctypes.data)
-    return memoryview(out)[:length]
-
-
 def applies_to_size(size: int) -> bool:
-    return _LIB is not None and size >= MIN_VALUES
+    return PRINTER is not None and size >= MIN_VALUES
 
 
 def applies(values: np.ndarray) -> bool:
-    return (values.dtype == np.float32 and values.ndim >= 1 and 0 not in values.shape
-            and applies_to_size(values.size))
+    return (applies_to_size(values.size) and values.dtype == np.float32 and 1 <= values.ndim <= PRINTER.max_ndim
+            and 0 not in values.shape)
 
 
 def dumps(values: np.ndarray, *, parts: int | None = None) -> list:
@@ -119,7 +167,7 @@ def submit(values: np.ndarray, *, parts: int | None = None):
     rows = values.shape[0]
     parts = max(1, min(rows, parts or 2 * streams.pool()._max_workers))
     cuts = [rows * k // parts for k in range(parts + 1)]
-    futures = [streams.pool().submit(text, values[cuts[k]:cuts[k + 1]]) for k in range(parts)]
+    futures = [streams.pool().submit(PRINTER.text, values[cuts[k]:cuts[k + 1]]) for k in range(parts)]
 
     def pieces():
         if parts == 1:

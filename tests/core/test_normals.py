@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import itertools
 import math
 import os
 from pathlib import Path
@@ -25,6 +26,13 @@ from service.core import normals
 NATIVE = normals._NATIVE
 SIZES = [0, 1, 2, 3, 7, 8, 9, 255, 1000, 16383, 16384, 16385, 65537, 262144]
 DTYPES = [np.float32, np.float64]
+SEEDS = [0, 1, 2**63 - 1]
+#: (seed, size, dtype) the twins must agree on: every size class at three seeds, and 200 seeds x
+#: 5,000 float32 values, which hit every slow-path branch (wedges, tails, retries, second tail
+#: rounds). test_ziggurat_sanitized.py runs them through a build with sanitizers.
+SIZE_VECTORS = list(itertools.product(SEEDS, SIZES, DTYPES))
+SEED_VECTORS = [(seed, 5000, np.float32) for seed in range(200)]
+TWIN_VECTORS = SIZE_VECTORS + SEED_VECTORS
 
 
 def gen(seed):
@@ -49,24 +57,32 @@ def test_ci_builds_the_c_twin():
         assert normals.BACKEND == "c", "the C sampler was not built"
 
 
-@pytest.mark.skipif(NATIVE is None, reason="the C twin is not built (no C compiler at install)")
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("seed", [0, 1, 2**63 - 1])
-def test_c_twin_equals_numpy_reference(seed, n, dtype):
-    c_vals, c_state = draw_with(NATIVE, seed, n, dtype)
+def assert_twins_agree(native, seed, n, dtype):
+    c_vals, c_state = draw_with(native, seed, n, dtype)
     np_vals, np_state = draw_with(None, seed, n, dtype)
-    assert c_vals.tobytes() == np_vals.tobytes()
-    assert c_state == np_state  # the next draw from the same generator agrees too
+    assert c_vals.tobytes() == np_vals.tobytes(), (seed, n, dtype)
+    assert c_state == np_state, (seed, n, dtype)  # the next draw from the same generator agrees too
+
+
+@pytest.mark.skipif(NATIVE is None, reason="the C twin is not built (no C compiler at install)")
+@pytest.mark.parametrize("seed, n, dtype", SIZE_VECTORS)
+def test_c_twin_equals_numpy_reference(seed, n, dtype):
+    assert_twins_agree(NATIVE, seed, n, dtype)
 
 
 @pytest.mark.skipif(NATIVE is None, reason="the C twin is not built (no C compiler at install)")
 def test_c_twin_equals_reference_many_seeds():
-    # 200 seeds x 5,000 values: every slow-path branch (wedges, tails, retries, second tail rounds) is hit.
-    for seed in range(200):
-        a, sa = draw_with(NATIVE, seed, 5000, np.float32)
-        b, sb = draw_with(None, seed, 5000, np.float32)
-        assert a.tobytes() == b.tobytes() and sa == sb, seed
+    for seed, n, dtype in SEED_VECTORS:
+        assert_twins_agree(NATIVE, seed, n, dtype)
+
+
+def test_the_tables_have_the_sizes_the_c_twin_indexes():
+    # _ziggurat.c reads K[i] and W[i] for i = word & 0x1FF, F[layer] and F[layer + 1] for
+    # layer = i & 0xFF, and the 32 constants; it is told none of these sizes.
+    for t, word, value in ((normals._T32, np.uint32, np.float32), (normals._T64, np.uint64, np.float64)):
+        for a, size, dtype in ((t.k, 512, word), (t.w, 512, value), (t.f, 257, np.float64)):
+            assert a.shape == (size,) and a.dtype == dtype and a.flags.c_contiguous
+    assert normals._CONSTANTS.shape == (32,) and normals._CONSTANTS.dtype == np.float64
 
 
 def _scalar_reference(seed, n, dtype):
