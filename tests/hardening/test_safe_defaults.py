@@ -192,7 +192,8 @@ REVIEWED_IMPORTS = {
                                            "with their sizes; no request data becomes a path, a symbol or a pointer",
     ("service/encoders/floattext.py", "ctypes"): "loads only the package's own compiled float printer (_f32text, "
                                                  "beside floattext.py); passes it NumPy buffers it allocated, sized "
-                                                 "for the longest text (16 bytes per value)",
+                                                 "by the C layout's own bound (Printer.capacity) and checked by the C "
+                                                 "code before each write",
 }
 #: builtins called by name, and method / module functions called by attribute
 RISKY_BUILTINS = {"open", "eval", "exec", "compile", "__import__", "breakpoint", "send_file", "send_from_directory",
