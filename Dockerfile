@@ -43,7 +43,7 @@ RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
  && /opt/venv/bin/python -m pip uninstall --yes setuptools pip \
  && find /opt/venv/lib/python3*/site-packages/numpy /opt/venv/lib/python3*/site-packages/scipy \
          -depth -type d -name tests -exec rm -rf {} + \
- && /opt/venv/bin/python -I -c "import service, numpy; from service.core import normals; from service.encoders import floattext; assert normals.BACKEND == floattext.BACKEND == 'c', 'C modules not built'; print('weightinit', service.ENGINE_VERSION, 'numpy', numpy.__version__, 'C modules built')"
+ && /opt/venv/bin/python -I -c "import service, numpy; from service.core import normals; from service.output import floattext; assert normals.BACKEND == floattext.BACKEND == 'c', 'C modules not built'; print('weightinit', service.ENGINE_VERSION, 'numpy', numpy.__version__, 'C modules built')"
 
 
 FROM python:3.11.14-slim-bookworm AS runtime

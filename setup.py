@@ -15,7 +15,7 @@ setup(ext_modules=[
     Extension("service.core._ziggurat", sources=["service/core/_ziggurat.c"],
               libraries=["m"],  # nearbyint, frexp, ldexp: exact operations
               extra_compile_args=FLAGS, optional=True),
-    # float32 values as orjson's JSON text, printed without the GIL (service/encoders/floattext.py)
-    Extension("service.encoders._f32text", sources=["service/encoders/_f32text.c"],
+    # float32 values as orjson's JSON text, printed without the GIL (service/output/floattext.py)
+    Extension("service.output._f32text", sources=["service/output/_f32text.c"],
               extra_compile_args=FLAGS, optional=True),
 ])

@@ -13,14 +13,14 @@ fi
 # versions the container image ships, so CLI and image artifacts are byte-for-byte the same.
 # Two optional C modules (setup.py): the engine's normal sampler (service/core/_ziggurat.c, the
 # same bytes as its NumPy reference, ~3x faster) and the JSON float printer
-# (service/encoders/_f32text.c, orjson's exact text without the GIL). Without a C compiler they
+# (service/output/_f32text.c, orjson's exact text without the GIL). Without a C compiler they
 # are skipped and NumPy / orjson do the work; as root on Debian the compiler is installed first.
 if ! command -v cc >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; } >/dev/null 2>&1 ||
     echo "bootstrap: could not install gcc; normals will be drawn by the NumPy reference (same bytes, slower)" >&2
 fi
 stamp="$VENV/.weightinit-installed"
-inputs=("$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/service/core/_ziggurat.c" "$ROOT/service/encoders/_f32text.c")
+inputs=("$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/service/core/_ziggurat.c" "$ROOT/service/output/_f32text.c")
 constraints=()
 if [ -f "$ROOT/requirements.lock" ]; then
   inputs+=("$ROOT/requirements.lock")

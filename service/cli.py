@@ -15,11 +15,12 @@ import sys
 import orjson
 from marshmallow import ValidationError
 
+from . import document
 from .core import SpecError, build_plan
-from .core.report import report
 from .core.schemes import SCHEMES
-from .encoders import EXTENSIONS, FORMATS, encode
-from .schemas import flatten_messages, load_request
+from .document import flatten_messages
+from .output import formats
+from .output.report import Report
 
 EXIT_USAGE = 2
 
@@ -39,15 +40,12 @@ def _read_document(path: str) -> dict:
         raise CLIError(f"{path} is not valid JSON: {e}") from None
 
 
-def _plan(path: str, *, drop_format: bool = False):
+def _plan(path: str):
+    """(the plan of the request document at ``path``, its ``format`` or None), validated once."""
     doc = _read_document(path)
-    fmt = None
-    if drop_format and isinstance(doc, dict) and "format" in doc:
-        doc = dict(doc)
-        fmt = doc.pop("format")
     try:
-        load_request(doc)
-        return build_plan(doc), fmt
+        request, fmt = document.load_weights_request(doc)
+        return build_plan(request), fmt
     except ValidationError as e:
         field, msgs = next(iter(flatten_messages(e.messages).items()))
         raise CLIError(f"{field}: {msgs[0]}") from None
@@ -60,17 +58,17 @@ def _format_for(out: str, explicit: str | None, in_document: str | None) -> str:
         return explicit
     if in_document:
         return in_document
-    for fmt, ext in EXTENSIONS.items():
-        if out.endswith(ext):
-            return fmt
+    found = formats.for_filename(out)
+    if found is not None:
+        return found.name
     raise CLIError(f"cannot tell the format from {out!r}: use a .json/.npy/.npz/.safetensors name or --format")
 
 
 def cmd_generate(args) -> int:
-    plan, doc_fmt = _plan(args.request, drop_format=True)
+    plan, doc_fmt = _plan(args.request)
     fmt = _format_for(args.output, args.format, doc_fmt)
     try:
-        artifact = encode(plan, fmt)
+        artifact = formats.artifact(plan, fmt)
     except SpecError as e:
         raise CLIError(str(e)) from None
     if args.output == "-":
@@ -89,8 +87,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    plan, _ = _plan(args.request, drop_format=True)
-    sys.stdout.buffer.write(orjson.dumps(report(plan), option=orjson.OPT_INDENT_2) + b"\n")
+    plan, _ = _plan(args.request)
+    sys.stdout.buffer.write(orjson.dumps(formats.document(Report(plan)), option=orjson.OPT_INDENT_2) + b"\n")
     return 0
 
 
@@ -110,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="write the weights of a request document to a file")
     g.add_argument("request", help="request document (JSON file, or - for stdin)")
     g.add_argument("-o", "--output", required=True, help="output file (.json/.npy/.npz/.safetensors), or - for stdout")
-    g.add_argument("--format", choices=FORMATS, help="output format (default: from the extension)")
+    g.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     g.set_defaults(func=cmd_generate)
     pl = sub.add_parser("plan", help="print every tensor's theory, without values")
     pl.add_argument("request")

@@ -39,11 +39,11 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .encoders import EXTENSIONS, FORMATS, MEDIA_TYPES
+from .output import formats
 
 EXIT_FAILED = 1
 MIB = 1 << 20
-RANGED = ("npy", "safetensors")
+RANGED = tuple(f.name for f in formats.FORMATS.values() if f.ranges)
 
 
 class FetchError(Exception):
@@ -414,7 +414,7 @@ def add_fetch_parser(sub) -> None:
     p.add_argument("request", help="request document (JSON file, or - for stdin)")
     p.add_argument("-o", "--output", required=True, help="output file (.safetensors, .npy, .npz or .json)")
     p.add_argument("--parallel", type=int, default=4, help="concurrent connections (default 4)")
-    p.add_argument("--format", choices=FORMATS, help="output format (default: from the extension)")
+    p.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     p.add_argument("--part-size", type=int, default=None, help="bytes per range request (default: automatic)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds of socket inactivity before failing")
     p.add_argument("--retries", type=int, default=0, help="re-ask a failed part this many times (default 0)")
@@ -453,4 +453,3 @@ def cmd_fetch(args) -> int:
     return 0
 
 
-assert set(RANGED) <= set(FORMATS) and all(f in EXTENSIONS and f in MEDIA_TYPES for f in FORMATS)

@@ -11,8 +11,7 @@ from __future__ import annotations
 from .config import Config
 from .core.errors import SpecError
 from .core.plan import Plan
-
-BINARY_FORMATS = ("npy", "npz", "safetensors")
+from .output import formats
 
 
 def check_document(doc, config: Config) -> None:
@@ -28,9 +27,8 @@ def check_document(doc, config: Config) -> None:
 
 def element_limit(fmt: str, config: Config) -> tuple[str, int]:
     """(limit name, allowed elements) for an output format."""
-    if fmt in BINARY_FORMATS:
-        return "max_binary_elements", config.max_binary_elements
-    return "max_json_elements", config.max_json_elements
+    name = formats.get(fmt).element_limit
+    return name, getattr(config, name)
 
 
 def check_elements(plan: Plan, fmt: str, config: Config) -> None:
@@ -39,14 +37,14 @@ def check_elements(plan: Plan, fmt: str, config: Config) -> None:
     requested = plan.total_elements
     if requested > allowed:
         hint = " (binary formats allow more: ask for npz or safetensors)" if fmt == "json" else ""
-        raise SpecError("architecture.layers" if plan.document.get("tensors") is None else "tensors",
+        raise SpecError("architecture.layers" if plan.request.tensors is None else "tensors",
                         f"{requested} elements requested in {fmt}; at most {allowed} are allowed{hint}",
                         limit=name, requested=requested, allowed=allowed)
 
 
 def check_torch_replay(plan: Plan, config: Config) -> None:
     """``rng: torch`` replays PyTorch's sequential stream up to the last selected tensor."""
-    if plan.document.get("rng") != "torch" or not plan.selected:
+    if plan.request.rng != "torch" or not plan.selected:
         return
     last = max(t.position for t in plan.selected)
     requested = sum(t.size for t in plan.tensors if t.position <= last)
@@ -81,7 +79,7 @@ def check_matrix_work(tensors, config: Config, what: str = "the request") -> Non
 def drawn_tensors(plan: Plan) -> list:
     """The tensors a whole response draws: the selected ones, and with ``rng: torch`` every tensor up
     to the last selected one (PyTorch's stream is replayed in order)."""
-    if plan.document.get("rng") == "torch" and plan.selected:
+    if plan.request.rng == "torch" and plan.selected:
         last = max(t.position for t in plan.selected)
         return [t for t in plan.tensors if t.position <= last]
     return plan.selected

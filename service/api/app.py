@@ -15,8 +15,10 @@ from flask import Flask, g, request
 
 from ..config import load_config
 from . import diagnose, errors, meta, schemes, weights
+from .cache import ResponseCache
 from .errors import Problem
-from .http import CONFIG_KEY, common_headers
+from .fastpath import FastPath
+from .http import CACHE_KEY, CONFIG_KEY, common_headers
 
 #: An incoming X-Request-ID is echoed when it looks like an id (no spaces, no control characters).
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
@@ -56,4 +58,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(schemes.bp)
     app.register_blueprint(weights.bp)
     app.register_blueprint(diagnose.bp)
+    # Validated requests and small finished answers, per worker; repeats of a cached body are answered
+    # from it by the fast path, before Flask's request machinery (service.api.fastpath).
+    cache = app.extensions[CACHE_KEY] = ResponseCache()
+    app.wsgi_app = FastPath(app.wsgi_app, cache, max_body=cfg.max_body_bytes, request_id=REQUEST_ID,
+                            max_headers=MAX_HEADER_LENGTHS)
     return app

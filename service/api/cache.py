@@ -23,7 +23,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..core.plan import Plan
+from ..output.artifact import Artifact
+from ..output.report import Report
 
 #: Most entries kept, and most bytes of finished bodies held (per worker process).
 MAX_ENTRIES = 512
@@ -41,11 +45,14 @@ PLAN_BYTES_PER_TENSOR = 2 << 10
 @dataclass
 class Entry:
     headers: dict
-    body: bytes | None = None          # a finished response body (plan, small JSON artifact)
-    plan: object = None                # the Plan (weights)
+    body: bytes | None = None          # a finished response body (a plan)
+    plan: Plan | None = None           # /v1/weights: the plan, its report, the negotiated format
+    report: Report | None = None
     fmt: str | None = None
     media_type: str | None = None
-    extra: dict = field(default_factory=dict)
+    artifact: Artifact | None = None   # binary formats: the (lazy) artifact every request of this body shares
+    json: tuple[bytes, str] | None = None  # small JSON artifacts: (body, sha-256 hex), attached once built
+    over_limits: tuple = ()            # limits only a Range part can be held to (SpecErrors), checked per request
     held: int = 0                      # other bytes the entry keeps alive (the plan, an artifact's header)
     key: bytes | None = None           # set by put
 
@@ -97,17 +104,17 @@ class ResponseCache:
             self._evict()
         return entry
 
-    def attach(self, entry: Entry, name: str, value, nbytes: int) -> bool:
-        """Keep ``value`` (``nbytes`` large) in ``entry.extra[name]``, counted like the rest; False (and
-        nothing kept) when the entry is no longer cached, ``value`` is larger than ``MAX_BODY_BYTES`` or the
-        entry would grow past ``MAX_ENTRY_BYTES``."""
+    def attach_json(self, entry: Entry, body: bytes, sha256: str) -> bool:
+        """Keep a built JSON body in a cached entry, counted like the rest; False (and nothing kept) when
+        the entry is no longer cached, the body is larger than ``MAX_BODY_BYTES`` or the entry would grow
+        past ``MAX_ENTRY_BYTES``."""
         with self._lock:
-            if (entry.key is None or self._items.get(entry.key) is not entry or nbytes > MAX_BODY_BYTES
-                    or entry.size + nbytes > MAX_ENTRY_BYTES):
+            if (entry.key is None or self._items.get(entry.key) is not entry or len(body) > MAX_BODY_BYTES
+                    or entry.size + len(body) > MAX_ENTRY_BYTES):
                 return False
-            entry.extra[name] = value
-            entry.held += nbytes
-            self._bytes += nbytes
+            entry.json = (body, sha256)
+            entry.held += len(body)
+            self._bytes += len(body)
             self._evict()
         return True
 

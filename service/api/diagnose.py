@@ -24,10 +24,8 @@ from importlib import resources
 
 from flask import Blueprint, Response, abort, request
 
-from .. import limits
+from .. import document, limits
 from ..core import diagnose as dg
-from ..schemas import load_request
-from .diagnose_schema import DiagnoseRequestSchema
 from .http import JSON, config, immutable_headers, json_response, matches_if_none_match, not_modified, \
     read_json_body, require_accept
 
@@ -48,9 +46,9 @@ def diagnose_view():
     cfg = config()
     doc = read_json_body()
     limits.check_document(doc, cfg)
-    load_request(doc, DiagnoseRequestSchema)
+    diagnose_request = document.load_diagnose_request(doc)
     require_accept(JSON)
-    probe = dg.parse_request(doc)
+    probe = dg.build_probe(diagnose_request)
     cost = dg.estimate_cost(probe)
     dg.check_limits(cost, cfg.diagnose_limits())
     headers = {**immutable_headers(f'"{dg.fingerprint(probe)}-diagnose"'), "X-Weightinit-Seed": str(probe.seed)}

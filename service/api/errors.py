@@ -23,7 +23,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..core.errors import SpecError
-from ..schemas import flatten_messages
+from ..document import flatten_messages
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("weightinit")

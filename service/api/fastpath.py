@@ -18,8 +18,8 @@ check with this Accept header and this configuration.
 
 from __future__ import annotations
 
+import base64
 import io
-import re
 import uuid
 
 from werkzeug.http import parse_etags
@@ -28,25 +28,18 @@ from ..version import ENGINE_VERSION
 from .cache import ResponseCache
 
 PATHS = ("/v1/plan", "/v1/weights")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
 
 
 class FastPath:
-    def __init__(self, app, wsgi_app):
-        from . import app as app_module
-        from .http import CONFIG_KEY
-        from .weights import CACHE_KEY, _cache
+    """WSGI middleware over ``wsgi_app``, answering from ``cache`` (``create_app`` wires both)."""
 
-        self.app = app
+    def __init__(self, wsgi_app, cache: ResponseCache, *, max_body: int, request_id, max_headers: dict):
         self.next = wsgi_app
+        self.cache = cache
         self.enabled = True
-        self.max_body = app.extensions[CONFIG_KEY].max_body_bytes
-        self.max_headers = {f"HTTP_{k.upper().replace('-', '_')}": v
-                            for k, v in getattr(app_module, "MAX_HEADER_LENGTHS", {}).items()}
-        self.request_id = getattr(app_module, "REQUEST_ID", _REQUEST_ID)
-        self.cache_key = CACHE_KEY
-        with app.app_context():
-            _cache()  # create it now: the cache lives in app.extensions
+        self.max_body = max_body
+        self.request_id = request_id
+        self.max_headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in max_headers.items()}
 
     def __call__(self, environ, start_response):
         # gunicorn's Response (start_response's owner), for the body bytes written to the socket
@@ -83,9 +76,8 @@ class FastPath:
             environ["wsgi.input"] = io.BytesIO(body)
             environ.pop("wsgi.input_terminated", None)  # else werkzeug reads the BytesIO to its end and trusts it
             return self.next(environ, start_response)
-        cache: ResponseCache = self.app.extensions[self.cache_key]
-        entry = cache.get(ResponseCache.key(path, environ.get("HTTP_ACCEPT"), body))
-        if entry is None or entry.extra.get("over_limit") is not None:
+        entry = self.cache.get(ResponseCache.key(path, environ.get("HTTP_ACCEPT"), body))
+        if entry is None or entry.over_limits:
             return self._fall_through(environ, start_response, body)
         headers = entry.headers
         inm = environ.get("HTTP_IF_NONE_MATCH")
@@ -94,12 +86,10 @@ class FastPath:
         if path == "/v1/plan":
             payload, extra = entry.body, []
         else:
-            cached = entry.extra.get("json") if entry.fmt == "json" else None
+            cached = entry.json if entry.fmt == "json" else None
             if cached is None:
                 return self._fall_through(environ, start_response, body)
             payload, digest = cached
-            import base64
-
             extra = [("Repr-Digest", f"sha-256=:{base64.b64encode(bytes.fromhex(digest)).decode()}:")]
         if payload is None:
             return self._fall_through(environ, start_response, body)
@@ -119,8 +109,3 @@ class FastPath:
                              ("X-Request-ID", rid)]
         start_response(status, headers)
         return [payload]
-
-
-def install(app) -> None:
-    if not isinstance(app.wsgi_app, FastPath):
-        app.wsgi_app = FastPath(app, app.wsgi_app)

@@ -21,14 +21,21 @@ from werkzeug.exceptions import ClientDisconnected
 
 from ..config import Config
 from ..version import ENGINE_VERSION
+from .cache import ResponseCache
 from .errors import Problem, malformed_json, too_large
 
 JSON = "application/json"
 CONFIG_KEY = "weightinit.config"
+CACHE_KEY = "weightinit.cache"
 
 
 def config() -> Config:
     return current_app.extensions[CONFIG_KEY]
+
+
+def response_cache() -> ResponseCache:
+    """The application's cache of validated requests and small finished responses (``create_app``)."""
+    return current_app.extensions[CACHE_KEY]
 
 
 def read_json_body() -> object:

@@ -27,50 +27,20 @@ import orjson
 
 from flask import Blueprint, Response, g, request
 
-from .. import limits
+from .. import document, limits
 from ..core import build_plan
+from ..core.document import Request
 from ..core.errors import SpecError
 from ..core.plan import Plan
-from ..core.report import report
-from ..encoders import FORMATS, MEDIA_TYPES, encode
-from ..schemas import WeightsRequestSchema, load_request
+from ..output import formats
+from ..output.report import Report
 from .cache import PLAN_BYTES_PER_TENSOR, Entry, ResponseCache
 from .errors import Problem
 from .http import (JSON, accept, config, immutable_headers, json_response, matches_if_none_match, not_acceptable,
-                   not_modified, parse_json, read_body_bytes, require_accept)
+                   not_modified, parse_json, read_body_bytes, require_accept, response_cache)
 
 bp = Blueprint("weights", __name__)
-
-
-@bp.record_once
-def _install_fast_path(state):
-    """Repeated requests are answered before Flask's request machinery (``service.api.fastpath``)."""
-    from .fastpath import install
-
-    install(state.app)
-
 log = logging.getLogger("weightinit")
-
-#: Media type -> format, in the server's order of preference for ``Accept: */*``.
-ACCEPTED = {
-    "application/json": "json",
-    "application/x-npy": "npy",
-    "application/zip": "npz",
-    "application/vnd.safetensors": "safetensors",
-    "application/octet-stream": "safetensors",
-}
-
-
-CACHE_KEY = "weightinit.cache"
-
-
-def _cache() -> ResponseCache:
-    from flask import current_app
-
-    cache = current_app.extensions.get(CACHE_KEY)
-    if cache is None:
-        cache = current_app.extensions.setdefault(CACHE_KEY, ResponseCache())
-    return cache
 
 
 def _key(raw: bytes) -> bytes:
@@ -78,25 +48,22 @@ def _key(raw: bytes) -> bytes:
     return ResponseCache.key(request.path, request.headers.get("Accept"), raw)
 
 
-def _load(raw: bytes) -> tuple[dict, str | None]:
-    """Parse and validate the posted document: (the document without ``format``, ``format``)."""
-    cfg = config()
+def _load(raw: bytes) -> tuple[Request, str | None]:
+    """Parse and validate the posted document, once: (the typed request, its ``format``)."""
     doc = parse_json(raw)
-    limits.check_document(doc, cfg)
-    load_request(doc, WeightsRequestSchema)
-    engine_doc = {k: v for k, v in doc.items() if k != "format"}
-    return engine_doc, doc.get("format")
+    limits.check_document(doc, config())
+    return document.load_weights_request(doc)
 
 
-def _plan(engine_doc: dict) -> Plan:
-    return build_plan(engine_doc, max_tensors=config().max_tensors)
+def _plan(req: Request) -> Plan:
+    return build_plan(req, max_tensors=config().max_tensors)
 
 
 def negotiate(body_format: str | None) -> tuple[str, str]:
     """(format, Content-Type) from the body's format and the Accept header; 406 on a mismatch."""
     a = accept()
     if body_format is not None:
-        candidates = [m for m, f in ACCEPTED.items() if f == body_format]
+        candidates = [m for m, f in formats.ACCEPTED.items() if f == body_format]
         if a is None:
             return body_format, candidates[0]
         best = a.best_match(candidates)
@@ -107,16 +74,16 @@ def negotiate(body_format: str | None) -> tuple[str, str]:
         return body_format, best
     if a is None:
         return "json", JSON
-    best = a.best_match(list(ACCEPTED))
+    best = a.best_match(list(formats.ACCEPTED))
     if best is None:
-        raise not_acceptable(list(ACCEPTED))
-    return ACCEPTED[best], best
+        raise not_acceptable(list(formats.ACCEPTED))
+    return formats.ACCEPTED[best], best
 
 
 def artifact_headers(plan: Plan, fmt: str) -> dict:
-    return {**immutable_headers(f'"{plan.fingerprint()}-{fmt}"'),
+    return {**immutable_headers(f'"{plan.fingerprint}-{fmt}"'),
             "X-Weightinit-Seed": str(plan.seed),
-            "X-Weightinit-Scheme": plan.document["scheme"]["name"],
+            "X-Weightinit-Scheme": plan.request.scheme["name"],
             "Vary": "Accept"}
 
 
@@ -124,20 +91,21 @@ def artifact_headers(plan: Plan, fmt: str) -> dict:
 def plan_view():
     raw = read_body_bytes()
     key = _key(raw)
-    entry = _cache().get(key)
+    cache = response_cache()
+    entry = cache.get(key)
     if entry is None:  # parse, validate, plan and report once per distinct body (and Accept)
-        engine_doc, _ = _load(raw)
+        req, _ = _load(raw)
         require_accept(JSON)
-        plan = _plan(engine_doc)
-        headers = {**immutable_headers(f'"{plan.fingerprint()}-plan"'), "X-Weightinit-Seed": str(plan.seed),
-                   "X-Weightinit-Scheme": plan.document["scheme"]["name"]}
-        entry = _cache().put(key, Entry(headers, body=orjson.dumps(report(plan))))
+        plan = _plan(req)
+        headers = {**immutable_headers(f'"{plan.fingerprint}-plan"'), "X-Weightinit-Seed": str(plan.seed),
+                   "X-Weightinit-Scheme": plan.request.scheme["name"]}
+        entry = cache.put(key, Entry(headers, body=orjson.dumps(formats.document(Report(plan)))))
     headers = dict(entry.headers)
     if matches_if_none_match(headers["ETag"]):
         return not_modified(headers)
     if entry.body is None:  # too large to keep: rebuilt (rare: a plan of thousands of tensors)
-        engine_doc, _ = _load(raw)
-        return json_response(report(_plan(engine_doc)), headers=headers)
+        req, _ = _load(raw)
+        return json_response(formats.document(Report(_plan(req))), headers=headers)
     resp = Response(entry.body, status=200, mimetype=JSON)
     for k, v in headers.items():
         resp.headers[k] = v
@@ -145,19 +113,20 @@ def plan_view():
 
 
 def _weights_entry(raw: bytes) -> Entry:
-    """The validated request: plan, format, media type and headers (cached per body and Accept)."""
+    """The validated request: plan, report, format, media type and headers (cached per body and Accept)."""
     key = _key(raw)
-    entry = _cache().get(key)
+    cache = response_cache()
+    entry = cache.get(key)
     if entry is not None:
         return entry
-    engine_doc, body_format = _load(raw)
+    req, body_format = _load(raw)
     fmt, media_type = negotiate(body_format)
-    plan = _plan(engine_doc)
+    plan = _plan(req)
     # A Range request is held to max_binary_elements by the values its part carries, and (rng weightinit:
     # parts draw only what they overlap) to max_matrix_flops by the whole-matrix tensors its bytes overlap,
     # both checked in the view, so that a model larger than either limit can still be fetched in parts.
-    partial = fmt in ("npy", "safetensors") and "Range" in request.headers
-    per_part = {"max_binary_elements"} | ({"max_matrix_flops"} if plan.document["rng"] == "weightinit" else set())
+    partial = formats.get(fmt).ranges and "Range" in request.headers
+    per_part = {"max_binary_elements"} | ({"max_matrix_flops"} if req.rng == "weightinit" else set())
     over = []
     for check in (lambda: limits.check_elements(plan, fmt, config()),
                   lambda: limits.check_matrix_work(limits.drawn_tensors(plan), config())):
@@ -168,34 +137,32 @@ def _weights_entry(raw: bytes) -> Entry:
                 raise
             over.append(e)
     limits.check_torch_replay(plan, config())
-    headers = artifact_headers(plan, fmt)
-    entry = Entry(headers, plan=plan, fmt=fmt, media_type=media_type)
-    if over:
-        entry.extra["over_limit"] = over
+    report = Report(plan)
+    entry = Entry(artifact_headers(plan, fmt), plan=plan, report=report, fmt=fmt, media_type=media_type,
+                  over_limits=tuple(over))
     if fmt != "json":
         # Lazy: draws nothing yet (raises for npy with several tensors). Stateless (chunks() starts
         # afresh each call), so one Artifact serves every request of this body, Range parts included.
-        artifact = entry.extra["artifact"] = encode(plan, fmt)
-        entry.held = sum(len(seg) for seg in artifact.segments or () if isinstance(seg, bytes))
-    entry.held += PLAN_BYTES_PER_TENSOR * len(plan.tensors) + len(plan.__dict__.get("_report_text", ""))
-    if plan.document["rng"] != "weightinit":  # rng torch plans hold replay state: never shared
+        entry.artifact = formats.encode(report, fmt)
+        entry.held = sum(len(seg) for seg in entry.artifact.segments or () if isinstance(seg, bytes))
+    entry.held += PLAN_BYTES_PER_TENSOR * len(plan.tensors) + len(report.text if fmt in ("npz", "safetensors") else "")
+    if req.rng != "weightinit":  # rng torch plans hold replay state: never shared
         return entry
-    return _cache().put(key, entry)
+    return cache.put(key, entry)
 
 
 def _json_artifact(entry: Entry):
     """The JSON artifact, complete (its sha-256 known): ``(body bytes, sha-256 hex)`` for a small
     one, kept in the cache entry (the fast path answers repeats from it), else the Artifact, whose
     pieces are sent as they are (joining 10+ MB of text would copy it once more)."""
-    cached = entry.extra.get("json")
-    if cached is not None:
-        return cached
-    artifact = encode(entry.plan, "json")
+    if entry.json is not None:
+        return entry.json
+    artifact = formats.encode(entry.report, "json")
     if artifact.length > 1 << 20:
         return artifact
     body = b"".join(artifact.chunks())  # one bytes object already for small documents
-    if entry.plan.document["rng"] == "weightinit":
-        _cache().attach(entry, "json", (body, artifact.sha256), len(body))
+    if entry.plan.request.rng == "weightinit":
+        response_cache().attach_json(entry, body, artifact.sha256)
     return body, artifact.sha256
 
 
@@ -240,8 +207,8 @@ def weights_view():
     entry = _weights_entry(read_body_bytes())
     plan, fmt, media_type = entry.plan, entry.fmt, entry.media_type
     headers = dict(entry.headers)
-    for over in entry.extra.get("over_limit", ()):  # too much for one response: only a part that needs little enough
-        artifact = entry.extra["artifact"]
+    for over in entry.over_limits:  # too much for one response: only a part that needs little enough
+        artifact = entry.artifact
         span = requested_range(artifact.length, headers["ETag"])
         if span is None:
             raise over
@@ -253,8 +220,7 @@ def weights_view():
             limits.check_matrix_work(artifact.tensors_in(*span), config(), "this Range part")
     if matches_if_none_match(headers["ETag"]):
         return not_modified(headers)
-    if fmt != "json":
-        artifact = entry.extra.get("artifact") or encode(plan, fmt)  # lazy: draws nothing yet
+    artifact = entry.artifact
     if fmt != "json" and artifact.ranges:
         headers["Accept-Ranges"] = "bytes"
         span = requested_range(artifact.length, headers["ETag"])
@@ -388,4 +354,3 @@ def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None
             chunks.close()
 
 
-assert set(ACCEPTED.values()) == set(FORMATS) and all(ACCEPTED[MEDIA_TYPES[f]] == f for f in FORMATS)

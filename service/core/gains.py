@@ -3,7 +3,7 @@
 The gain of a nonlinearity is the factor by which the weights' std must grow so that the
 signal's variance survives the nonlinearity (He et al. 2015 for ReLU; PyTorch's table for the
 rest). It is used two ways here: the ``gain`` parameter of variance-scaling schemes accepts a
-nonlinearity name, and the ``auto`` scheme and the warnings use each layer's activation.
+nonlinearity name, and ``auto`` puts PyTorch's tanh gain on Xavier (``core.activations``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from __future__ import annotations
 import math
 
 from .errors import SpecError
-
-#: Activations a layer may declare (``softmax`` only makes sense on a last layer).
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "selu", "softmax")
 
 #: Nonlinearity names ``gain`` accepts: PyTorch's ``calculate_gain`` names.
 GAIN_NAMES = (

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import math
 
-from . import schemes
+from . import layers, schemes
 from .distributions import Constant, WholeMatrix
-from .layers import NORMS, TensorSpec
-
-XAVIER_ACTIVATIONS = ("tanh", "sigmoid", "softmax", "linear")
-HE_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu")
+from .layers import TensorSpec
 
 #: A weight's variance this many times below/above the recommended one draws a warning
 #: (a factor 2 in std: after 10 layers the signal is ~1000x off).
@@ -22,22 +19,24 @@ WARN_FACTOR = 4.0
 
 
 def auto_choice(t: TensorSpec) -> tuple[dict, str]:
+    """The rule of thumb for the layer's activation (``core.activations``)."""
     a = t.activation
-    if a.name in HE_ACTIVATIONS:
-        slope = a.negative_slope if a.name == "leaky_relu" else 0.0
+    kind = a.kind
+    if kind.rule == "he":
+        slope = a.slope
         spec = schemes.normalize_spec({"name": "he_normal", "negative_slope": slope})
         why = (f"activation {a.name} -> he_normal{f' (negative_slope {slope})' if slope else ''}: "
                "a rectifier zeroes about half of its inputs, so the weights need twice the variance (He et al. 2015)")
-    elif a.name == "selu":
+    elif kind.rule == "lecun":
         spec = schemes.normalize_spec("lecun_normal")
-        why = "activation selu -> lecun_normal: the initialization SELU's self-normalization assumes (Klambauer et al. 2017)"
-    elif a.name == "tanh":
+        why = f"activation {a.name} -> lecun_normal: the initialization SELU's self-normalization assumes (Klambauer et al. 2017)"
+    elif kind.auto_gain:
         # Xavier's derivation assumes the linear regime; tanh contracts the signal a little at every
         # layer, which PyTorch's gain 5/3 compensates (without it a 20-layer tanh net loses ~4x of std).
-        spec = schemes.normalize_spec({"name": "xavier_uniform", "gain": "tanh"})
-        why = ("activation tanh -> xavier_uniform with gain 5/3 (PyTorch's calculate_gain('tanh')): keeps "
-               "activation and gradient variance constant across layers (Glorot & Bengio 2010), the gain "
-               "making up for tanh's contraction")
+        spec = schemes.normalize_spec({"name": "xavier_uniform", "gain": kind.auto_gain})
+        why = (f"activation {a.name} -> xavier_uniform with gain 5/3 (PyTorch's calculate_gain('{kind.auto_gain}')): "
+               "keeps activation and gradient variance constant across layers (Glorot & Bengio 2010), the gain "
+               f"making up for {a.name}'s contraction")
     else:
         spec = schemes.normalize_spec("xavier_uniform")
         why = (f"activation {a.name} -> xavier_uniform: keeps activation and gradient variance constant across "
@@ -45,47 +44,11 @@ def auto_choice(t: TensorSpec) -> tuple[dict, str]:
     return spec, why
 
 
-def torch_default_choice(t: TensorSpec) -> tuple[dict, str]:
-    """What PyTorch's module constructor (``reset_parameters``) draws for this tensor."""
-    if t.role == "norm_weight":
-        return schemes.normalize_spec("ones"), "PyTorch norms: weight = 1"
-    if t.role == "norm_bias":
-        return schemes.normalize_spec("zeros"), "PyTorch norms: bias = 0"
-    if t.layer_type in ("rnn", "lstm", "gru"):
-        h = t.torch_shape[0] // t.gates
-        b = 1.0 / math.sqrt(h)
-        return (schemes.normalize_spec({"name": "uniform", "low": -b, "high": b}),
-                f"PyTorch {t.layer_type.upper()}: every parameter U[-1/sqrt(hidden_size), +1/sqrt(hidden_size)]")
-    if t.layer_type == "embedding":
-        return schemes.normalize_spec("normal"), "PyTorch Embedding: N(0, 1)"
-    if t.layer_type == "attention":
-        if t.role == "bias":
-            return schemes.normalize_spec("zeros"), "PyTorch MultiheadAttention: in_proj_bias and out_proj.bias = 0"
-        if t.kind == "out":
-            return schemes.normalize_spec("uniform_fan_in"), "PyTorch MultiheadAttention: out_proj is a Linear (U[+-1/sqrt(fan_in)])"
-        e = t.torch_shape[1]
-        b = math.sqrt(6.0 / (e + 3 * e))
-        return (schemes.normalize_spec({"name": "uniform", "low": -b, "high": b}),
-                "PyTorch MultiheadAttention: xavier_uniform_ over the packed (3E, E) in_proj_weight")
-    return (schemes.normalize_spec("uniform_fan_in"),
-            "PyTorch Linear/Conv: kaiming_uniform_(a=sqrt(5)) = U[+-1/sqrt(fan_in)] for the weight, same bound for the bias")
-
-
-def keras_default_choice(t: TensorSpec) -> tuple[dict, str]:
-    if t.role == "norm_weight":
-        return schemes.normalize_spec("ones"), "Keras norms: gamma = 1"
-    if t.role in ("norm_bias", "bias"):
-        if t.role == "bias" and t.layer_type == "lstm" and t.kind == "ih":
-            return {"name": "lstm_forget_bias"}, "Keras LSTM (unit_forget_bias): forget-gate bias 1, the rest 0 (kept in bias_ih; bias_hh is 0)"
-        return schemes.normalize_spec("zeros"), "Keras: bias zeros"
-    if t.layer_type == "embedding":
-        return schemes.normalize_spec({"name": "uniform", "low": -0.05, "high": 0.05}), "Keras Embedding: U[-0.05, 0.05]"
-    if t.layer_type in ("rnn", "lstm", "gru") and t.kind == "hh":
-        return schemes.normalize_spec("orthogonal"), "Keras recurrent layers: recurrent_kernel orthogonal"
-    return schemes.normalize_spec("xavier_uniform"), "Keras: kernel glorot_uniform"
-
-
-POLICIES = {"auto": auto_choice, "torch_default": torch_default_choice, "keras_default": keras_default_choice}
+POLICIES = {
+    "auto": auto_choice,
+    "torch_default": lambda t: layers.get(t.layer_type).torch_default(t),
+    "keras_default": lambda t: layers.get(t.layer_type).keras_default(t),
+}
 
 
 def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer_scheme, layer_bias) -> tuple[dict, str, str]:
@@ -120,10 +83,10 @@ def recommended_variance(t: TensorSpec) -> tuple[float, str] | None:
     if t.role not in ("weight", "raw") or t.layer_type == "embedding":
         return None
     a = t.activation
-    if a.name in HE_ACTIVATIONS:
-        slope = a.negative_slope if a.name == "leaky_relu" else 0.0
-        return 2.0 / ((1 + slope * slope) * t.fan_in), "He"
-    if a.name == "selu":
+    rule = a.kind.rule
+    if rule == "he":
+        return 2.0 / ((1 + a.slope * a.slope) * t.fan_in), "He"
+    if rule == "lecun":
         return 1.0 / t.fan_in, "LeCun"
     return 2.0 / (t.fan_in + t.fan_out), "Xavier"
 
@@ -147,7 +110,7 @@ def warnings_for(t: TensorSpec, dist, variance: float) -> list[dict]:
             f"{target:.3g} for activation "
             f"{t.activation.name}: the signal shrinks at every layer like this one, and so do the gradients (vanishing)")})
     elif ratio > WARN_FACTOR:
-        sat = t.activation.name in ("tanh", "sigmoid", "softmax")
+        sat = t.activation.kind.saturating
         what = "pushes tanh/sigmoid units into saturation where gradients vanish" if sat else "grows the signal at every layer (exploding activations and gradients)"
         out.append({"code": "exploding", "ratio": ratio, "message": (
             f"variance {variance:.3g} is {ratio:.3g}x above the {rule} variance {target:.3g} for activation "

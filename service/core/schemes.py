@@ -31,6 +31,7 @@ from .distributions import (
     Constant,
     Dirac,
     Distribution,
+    ForgetGateBias,
     Identity,
     Normal,
     Orthogonal,
@@ -40,6 +41,7 @@ from .distributions import (
 )
 from .errors import SpecError
 from .gains import GAIN_NAMES, calculate_gain
+from .gates import GATES
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("uniform", "normal", "truncated_normal")
@@ -122,6 +124,7 @@ class Context:
     fan_in: int
     fan_out: int
     groups: int = 1
+    gates: int = 1              # gate blocks of a recurrent tensor (4 for an LSTM's)
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,13 @@ def _sparse(p, ctx):
     return Resolved(d, None, d.variance())
 
 
+def _forget_bias(p, ctx):
+    if len(ctx.torch_shape) != 1 or ctx.gates != GATES["lstm"]:
+        raise SpecError("", "lstm_forget_bias applies to the biases of an lstm layer (4 gate blocks)")
+    d = ForgetGateBias(ctx.gates, ctx.torch_shape[0])
+    return Resolved(d, None, d.variance())
+
+
 _NUM = dict(minimum=-MAX_MAGNITUDE, maximum=MAX_MAGNITUDE)
 _STD = dict(minimum=0.0, maximum=MAX_MAGNITUDE, exclusive_minimum=True)
 
@@ -416,6 +426,10 @@ _OTHERS = [
             Param("std", "number", 0.01, **_STD, doc="std of the non-zero values")),
            _sparse, family="structured", torch="torch.nn.init.sparse_",
            paper="Martens 2010, Deep learning via Hessian-free optimization (ICML)"),
+    Scheme("lstm_forget_bias", "An LSTM bias with its forget-gate block at 1 and the other three gates at 0 (Keras's "
+           "unit_forget_bias): the cell starts by remembering", "b[H:2H] = 1, else 0 (gates i, f, g, o)",
+           r"b_f = 1,\ b_{i,g,o} = 0", (), _forget_bias, family="structured", keras="LSTM(unit_forget_bias=True)",
+           paper="Jozefowicz, Zaremba & Sutskever 2015, An Empirical Exploration of Recurrent Network Architectures (ICML)"),
 ]
 
 _POLICIES = [

@@ -19,36 +19,38 @@ from __future__ import annotations
 
 import json
 
-from ..core.plan import Plan, TensorPlan
-from ..core.report import report_text
-from . import MEDIA_TYPES, Artifact, filename
+from ..core.generate import stream
+from .artifact import Artifact, filename
+from .report import Report
+
+MEDIA_TYPE = "application/vnd.safetensors"
+EXTENSION = ".safetensors"
 
 
-def safetensors_header(plan: Plan) -> bytes:
-    head: dict = {"__metadata__": {"format": "pt", "weightinit": _metadata(plan)}}
+def safetensors_header(report: Report) -> bytes:
+    head: dict = {"__metadata__": {"format": "pt", "weightinit": report.text}}
     offset = 0
-    for t in plan.selected:
+    for t in report.plan.selected:
         head[t.name] = {"dtype": t.dtype.safetensors, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
         offset += t.nbytes
     raw = json.dumps(head, separators=(",", ":"), ensure_ascii=True).encode()
     return raw + b" " * (-len(raw) % 8)
 
 
-def _metadata(plan: Plan) -> str:
-    return report_text(plan)
+def size(report: Report) -> int:
+    return 8 + len(safetensors_header(report)) + sum(t.nbytes for t in report.plan.selected)
 
 
-def encode_safetensors(plan: Plan, *, parallel: bool = True) -> Artifact:
-    header = safetensors_header(plan)
-    total = 8 + len(header) + sum(t.nbytes for t in plan.selected)
-
+def encode(report: Report, *, parallel: bool = True) -> Artifact:
+    selected = report.plan.selected
+    header = safetensors_header(report)
     head = len(header).to_bytes(8, "little") + header
 
     def chunks():
         yield head
-        # one prefetch pipeline across tensors (TensorPlan.stream): no pause at tensor boundaries
-        for _, block in TensorPlan.stream(plan.selected, parallel):
+        # one prefetch pipeline across tensors (core.generate.stream): no pause at tensor boundaries
+        for _, block in stream(selected, parallel):
             yield memoryview(block).cast("B")
 
-    return Artifact("safetensors", MEDIA_TYPES["safetensors"], total, chunks, filename(plan, "safetensors"),
-                    segments=(head, *plan.selected))
+    return Artifact("safetensors", MEDIA_TYPE, len(head) + sum(t.nbytes for t in selected), chunks,
+                    filename(report.plan, EXTENSION), segments=(head, *selected))

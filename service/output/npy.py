@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 from numpy.lib import format as npformat
 
 from ..core.errors import SpecError
-from ..core.plan import Plan, TensorPlan
-from . import MEDIA_TYPES, Artifact, filename
+from ..core.plan import TensorPlan
+from .artifact import Artifact, filename
+from .report import Report
+
+MEDIA_TYPE = "application/x-npy"
+EXTENSION = ".npy"
 
 
 def npy_header(t: TensorPlan) -> bytes:
@@ -43,16 +46,27 @@ def tensor_chunks(t: TensorPlan, parallel: bool = True):
         yield memoryview(block).cast("B")
 
 
-def encode_npy(plan: Plan, *, parallel: bool = True) -> Artifact:
-    if len(plan.selected) != 1:
-        raise SpecError("format", f"npy holds exactly one tensor but {len(plan.selected)} are selected; "
+def _only_tensor(report: Report) -> TensorPlan:
+    selected = report.plan.selected
+    if len(selected) != 1:
+        raise SpecError("format", f"npy holds exactly one tensor but {len(selected)} are selected; "
                                   "use npz or safetensors, or select one tensor with `tensors`")
-    t = plan.selected[0]
+    return selected[0]
+
+
+def size(report: Report) -> int | None:
+    """The artifact's length (None: not one tensor, so no npy)."""
+    selected = report.plan.selected
+    return len(npy_header(selected[0])) + selected[0].nbytes if len(selected) == 1 else None
+
+
+def encode(report: Report, *, parallel: bool = True) -> Artifact:
+    t = _only_tensor(report)
     header = npy_header(t)
 
     def chunks():
         yield header
         yield from tensor_chunks(t, parallel)
 
-    return Artifact("npy", MEDIA_TYPES["npy"], len(header) + t.nbytes, chunks, filename(plan, "npy"),
+    return Artifact("npy", MEDIA_TYPE, len(header) + t.nbytes, chunks, filename(report.plan, EXTENSION),
                     segments=(header, t))

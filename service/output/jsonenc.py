@@ -17,9 +17,12 @@ import numpy as np
 import orjson
 
 from ..core.dtypes import DType
-from ..core.plan import Plan
-from ..core.report import empirical, report, sha256_of
-from . import MEDIA_TYPES, Artifact, filename, floattext
+from . import floattext
+from .artifact import Artifact, filename
+from .report import Report, empirical, sha256_of
+
+MEDIA_TYPE = "application/json"
+EXTENSION = ".json"
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -77,9 +80,10 @@ def values_for_json(stored: np.ndarray, dtype: DType) -> np.ndarray:
     return stored
 
 
-def document_with_values(plan: Plan) -> dict:
-    doc = report(plan)
-    for entry, t in zip(doc["tensors"], plan.selected):
+def document_with_values(report: Report, document: dict) -> dict:
+    """``document`` (the report with its totals) with every tensor's values, statistics and sha256."""
+    doc = document
+    for entry, t in zip(doc["tensors"], report.plan.selected):
         stored = t.generate()
         _describe(entry, t, stored)
         entry["values"] = values_for_json(stored, t.dtype)
@@ -94,19 +98,21 @@ def _describe(entry: dict, t, stored: np.ndarray) -> None:
         entry["exact"] = bool(t.replay.values(t)[1])
 
 
-def encode_json(plan: Plan) -> Artifact:
-    """The JSON document: ``orjson.dumps(document_with_values(plan))``, byte for byte.
+def encode(report: Report, document: dict) -> Artifact:
+    """The JSON document: ``orjson.dumps(document_with_values(report, document))``, byte for byte, where
+    ``document`` is the report with its totals (``formats.document``).
 
     Large float32 tensors are printed by ``floattext`` (C, without the GIL, on the engine's
     threads) while this thread computes their statistics and hashes; the document around the
     values comes from orjson with a marker where each tensor's values go. The body is a list
     of pieces (bytes and memoryviews), never joined: ~12 MB of text per 1M values."""
+    plan = report.plan
     tensors = plan.selected
     if not any(t.dtype.name == "float32" and floattext.applies_to_size(t.size) for t in tensors):
-        body = orjson.dumps(document_with_values(plan), option=_OPTS)
-        return Artifact("json", MEDIA_TYPES["json"], len(body), lambda: iter((body,)), filename(plan, "json"),
+        body = orjson.dumps(document_with_values(report, document), option=_OPTS)
+        return Artifact("json", MEDIA_TYPE, len(body), lambda: iter((body,)), filename(plan, EXTENSION),
                         hashlib.sha256(body).hexdigest())
-    doc = report(plan)
+    doc = document
     marker = "weightinit-values-" + secrets.token_hex(16)
     printing = []
     for entry, t in zip(doc["tensors"], tensors):
@@ -126,4 +132,4 @@ def encode_json(plan: Plan) -> Artifact:
         body.append(part)
         digest.update(part)
     length = sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in body)
-    return Artifact("json", MEDIA_TYPES["json"], length, lambda: iter(body), filename(plan, "json"), digest.hexdigest())
+    return Artifact("json", MEDIA_TYPE, length, lambda: iter(body), filename(plan, EXTENSION), digest.hexdigest())

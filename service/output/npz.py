@@ -24,28 +24,28 @@ use zip64 (Python's zipfile and NumPy read it).
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
 import numpy as np
 from numpy.lib import format as npformat
 
-from ..core.plan import Plan
-from ..core.report import report_text
-from . import MEDIA_TYPES, Artifact, filename
+from .artifact import Artifact, filename
 from .npy import npy_header, tensor_chunks
+from .report import Report
+
+MEDIA_TYPE = "application/zip"
+EXTENSION = ".npz"
 
 _DOS_TIME, _DOS_DATE = 0, (0 << 9) | (1 << 5) | 1
 _LIMIT = 0xFFFFFFFF
 _FLAGS = 0x0008
 
 
-def manifest_bytes(plan: Plan) -> bytes:
+def manifest_bytes(report: Report) -> bytes:
     """The manifest entry: a 0-d '<U' array holding the report's JSON text, as .npy bytes."""
-    import io
-
-    text = report_text(plan)
-    arr = np.array(text)
+    arr = np.array(report.text)
     buf = io.BytesIO()
     npformat.write_array(buf, arr, allow_pickle=False)
     return buf.getvalue()
@@ -90,12 +90,12 @@ class _Entry:
         return 30 + len(self.name) + (20 if self.zip64 else 0) + self.size + (24 if self.zip64 else 16)
 
 
-def _layout(plan: Plan, force_zip64: bool):
-    man = manifest_bytes(plan)
+def _layout(report: Report, force_zip64: bool):
+    man = manifest_bytes(report)
     entries = []
     offset = 0
     items = [("manifest.npy", len(man), None)] + [
-        (f"{t.name}.npy", len(npy_header(t)) + t.nbytes, t) for t in plan.selected]
+        (f"{t.name}.npy", len(npy_header(t)) + t.nbytes, t) for t in report.plan.selected]
     for name, size, t in items:
         e = _Entry(name, size, offset, force_zip64)
         entries.append((e, t))
@@ -116,15 +116,15 @@ def _end_records(entries, cd_offset: int, cd_size: int, force_zip64: bool) -> by
     return out
 
 
-def npz_length(plan: Plan, force_zip64: bool = False) -> int:
-    _, entries, cd_offset = _layout(plan, force_zip64)
+def size(report: Report, force_zip64: bool = False) -> int:
+    _, entries, cd_offset = _layout(report, force_zip64)
     cd_size = sum(len(e.central(force_zip64)) for e, _ in entries)
     return cd_offset + cd_size + len(_end_records(entries, cd_offset, cd_size, force_zip64))
 
 
-def encode_npz(plan: Plan, *, parallel: bool = True, force_zip64: bool = False) -> Artifact:
-    man, entries, cd_offset = _layout(plan, force_zip64)
-    total = npz_length(plan, force_zip64)
+def encode(report: Report, *, parallel: bool = True, force_zip64: bool = False) -> Artifact:
+    man, entries, cd_offset = _layout(report, force_zip64)
+    total = size(report, force_zip64)
 
     def chunks():
         for e, t in entries:
@@ -139,7 +139,7 @@ def encode_npz(plan: Plan, *, parallel: bool = True, force_zip64: bool = False) 
         central = b"".join(e.central(force_zip64) for e, _ in entries)
         yield central + _end_records(entries, cd_offset, len(central), force_zip64)
 
-    return Artifact("npz", MEDIA_TYPES["npz"], total, chunks, filename(plan, "npz"))
+    return Artifact("npz", MEDIA_TYPE, total, chunks, filename(report.plan, EXTENSION))
 
 
 def _tensor_parts(t, parallel):

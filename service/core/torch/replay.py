@@ -1,6 +1,6 @@
-"""``rng: "torch"``: a whole architecture replayed on PyTorch's CPU random stream.
+"""``rng: "torch"``: a whole plan replayed on PyTorch's CPU random stream.
 
-What it reproduces (see ``torch_rng`` for the kernel arithmetic)::
+What it reproduces::
 
     torch.manual_seed(seed)
     model = [<layer 0 module>, <layer 1 module>, ...]     # constructors draw, in order
@@ -8,21 +8,12 @@ What it reproduces (see ``torch_rng`` for the kernel arithmetic)::
         for p in layer's parameters, in named_parameters() order:
             torch.nn.init.<scheme>_(p)                    # the call each tensor reports
 
-Mapping of weightinit tensors to PyTorch parameters: ``dense``/``conv*`` -> ``nn.Linear`` /
-``nn.Conv*d`` / ``nn.ConvTranspose*d`` (``weight``, ``bias``); ``rnn``/``lstm``/``gru`` ->
-``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``; ``embedding`` ->
-``nn.Embedding``; norms -> ``nn.BatchNorm*d`` / ``nn.LayerNorm`` (no draws); ``attention`` ->
-``nn.MultiheadAttention(embed_dim, num_heads, bias)``, whose packed ``in_proj_weight`` rows
-``[0:E], [E:2E], [2E:3E]`` are ``q_proj``/``k_proj``/``v_proj.weight`` (likewise
-``in_proj_bias``) and whose ``out_proj`` is ``out_proj``; ``tensor`` -> an
-``nn.Parameter(torch.empty(shape))`` (no draws). After construction, a scheme is applied to
-each tensor in the module's ``named_parameters()`` order (for attention: q, k, v weights,
-then q, k, v biases, then out_proj weight and bias), each slice on its own.
-
-Values are float32 (PyTorch's default dtype) and then cast to the request's dtype, as
-``model.to(dtype)`` would. The stream is sequential: a selected subset is computed by
-replaying everything before it and discarding it, so cost grows with the position of the
-last selected tensor, not with the selection.
+Each layer type (``core.layers``) says which ``torch.nn`` module it is (``torch_construct``), which
+of the module's parameters each of its tensors is (``torch_values``) and their order
+(``torch_init_order``); a raw ``tensor`` is ``nn.Parameter(torch.empty(shape))``: no draws. Values
+are float32 (PyTorch's default dtype) and then cast to the request's dtype, as ``model.to(dtype)``
+would. The stream is sequential: a selected subset is computed by replaying everything before it
+and discarding it, so cost grows with the position of the last selected tensor.
 """
 
 from __future__ import annotations
@@ -31,17 +22,17 @@ import math
 
 import numpy as np
 
-from .layers import CONV_DIMS
-from .schemes import resolve_gain
-from .torch_rng import TorchCPUGenerator, construct_module
-
-# Which torch.nn.init function reproduces a weightinit scheme with given parameters.
+from .. import layers
+from ..gates import LSTM_FORGET
+from ..schemes import resolve_gain
+from . import init
+from .generator import TorchCPUGenerator
 
 
 def torch_call(t) -> tuple[str, dict, str]:
-    """(method of TorchCPUGenerator, kwargs, the PyTorch call it replays) for one TensorPlan.
+    """(``core.torch.init`` function, kwargs, the PyTorch call it replays) for one TensorPlan.
 
-    ``method`` is ``"construct"`` when the constructor's values are kept (torch_default)."""
+    The function is ``"construct"`` when the constructor's values are kept (torch_default)."""
     spec, dist = t.scheme, t.distribution
     name = spec["name"]
     if t.chosen_by == "torch_default":
@@ -90,81 +81,24 @@ def torch_call(t) -> tuple[str, dict, str]:
 
 def predicted_exact(t) -> bool:
     """Whether the values are bit-identical to PyTorch's (AVX2 kernels): all but orthogonal_
-    (float32 QR in torch vs float64 QR here; see torch_rng.ORTHOGONAL_BOUND_FACTOR)."""
+    (float32 QR in torch vs float64 QR here; see init.ORTHOGONAL_BOUND_FACTOR)."""
     method, _, _ = torch_call(t)
     return method != "orthogonal_"
 
 
 def _apply(gen: TorchCPUGenerator, t, shape) -> tuple[np.ndarray, bool]:
     method, kw, _ = torch_call(t)
-    if method in ("constant_",):
-        return gen.constant_(shape, kw["val"]), True
     if method == "forget_bias":
         v = np.zeros(shape, np.float32)
-        h = shape[0] // 4
-        v[h:2 * h] = 1
+        h = shape[0] // t.spec.gates
+        v[LSTM_FORGET * h:(LSTM_FORGET + 1) * h] = 1
         return v, True
     if method == "eye_":
-        return (gen.eye_(shape) * np.float32(kw["gain"])).astype(np.float32), True
-    if method == "dirac_":
-        return gen.dirac_(shape, **kw), True
+        return (init.eye_(gen, shape) * np.float32(kw["gain"])).astype(np.float32), True
     if method == "uniform_":
         return gen.uniform_(shape, kw["low"], kw["high"]), True
-    out = getattr(gen, method)(shape, **kw)
+    out = getattr(init, method)(gen, shape, **kw)
     return out if isinstance(out, tuple) else (out, True)
-
-
-def _module_kwargs(layer, with_bias: bool) -> tuple[str, dict]:
-    f = layer.fields
-    if layer.type == "dense":
-        return "dense", {"in_features": f["in_features"], "out_features": f["out_features"], "bias": with_bias}
-    if layer.type in CONV_DIMS:
-        return layer.type, {"in_channels": f["in_channels"], "out_channels": f["out_channels"],
-                            "kernel_size": f["kernel_size"], "groups": f.get("groups", 1), "bias": with_bias}
-    if layer.type == "embedding":
-        return "embedding", {"num_embeddings": f["num_embeddings"], "embedding_dim": f["embedding_dim"]}
-    if layer.type in ("rnn", "lstm", "gru"):
-        return layer.type, {"input_size": f["input_size"], "hidden_size": f["hidden_size"], "bias": with_bias}
-    if layer.type == "batchnorm":
-        return "batchnorm", {"num_features": f["num_features"]}
-    if layer.type == "layernorm":
-        return "layernorm", {"normalized_shape": f["normalized_shape"], "bias": with_bias}
-    if layer.type == "attention":
-        return "attention", {"embed_dim": f["embed_dim"], "num_heads": f["num_heads"], "bias": with_bias}
-    return "tensor", {}
-
-
-def _constructed(layer, params: list, tensors: list) -> dict:
-    """weightinit tensor name -> (float32 array in the PyTorch view, exact) from a constructor's output."""
-    by_torch = {name: (arr, exact) for name, arr, exact in params}
-    out = {}
-    for t in tensors:
-        suffix = t.name[len(layer.name) + 1:] if t.name != layer.name else ""
-        if layer.type in ("rnn", "lstm", "gru"):
-            out[t.name] = by_torch[f"{suffix}_l0"]
-        elif layer.type == "attention":
-            proj, kind = suffix.split(".")
-            if proj == "out_proj":
-                out[t.name] = by_torch[f"out_proj.{kind}"]
-            else:
-                e = t.spec.torch_shape[0]
-                i = "qkv".index(proj[0])
-                packed, exact = by_torch[f"in_proj_{kind}"]
-                out[t.name] = (packed[i * e:(i + 1) * e], exact)
-        elif layer.type == "tensor":
-            out[t.name] = (np.zeros(t.spec.torch_shape, np.float32), True)  # torch.empty: overwritten below
-        else:
-            out[t.name] = by_torch[suffix]
-    return out
-
-
-def _init_order(layer, tensors: list) -> list:
-    """A module's parameters in named_parameters() order (attention: packed q, k, v first)."""
-    if layer.type != "attention":
-        return tensors
-    key = {"q_proj.weight": 0, "k_proj.weight": 1, "v_proj.weight": 2, "q_proj.bias": 3, "k_proj.bias": 4,
-           "v_proj.bias": 5, "out_proj.weight": 6, "out_proj.bias": 7}
-    return sorted(tensors, key=lambda t: key[t.name[len(layer.name) + 1:]])
 
 
 class TorchReplay:
@@ -186,16 +120,15 @@ class TorchReplay:
         values: dict[str, tuple] = {}
         # 1. construction, every layer in order (it fixes the stream for what follows)
         for layer in self.layers:
+            kind = layers.get(layer.type)
             ts = by_layer.get(layer.index, [])
             with_bias = any(t.spec.role in ("bias", "norm_bias") for t in ts)
-            kind, kw = _module_kwargs(layer, with_bias)
-            params = [] if kind == "tensor" else construct_module(gen, kind, **kw)
-            values.update(_constructed(layer, params, ts))
+            values.update(kind.torch_values(layer, kind.torch_construct(gen, layer, with_bias), ts))
             if all(t.chosen_by == "torch_default" for t in self.tensors) and ts and ts[-1].position >= last:
                 return values  # construction only, and nothing selected lies further on
         # 2. the requested scheme, layer by layer, in named_parameters() order
         for layer in self.layers:
-            for t in _init_order(layer, by_layer.get(layer.index, [])):
+            for t in layers.get(layer.type).torch_init_order(by_layer.get(layer.index, [])):
                 if t.chosen_by == "torch_default":
                     continue
                 values[t.name] = _apply(gen, t, t.spec.torch_shape)

@@ -1,0 +1,182 @@
+"""The verdict of a scheme, its explanation in words, and its warnings (docs/diagnose.md).
+
+Each layer gets ``problems`` (symmetric, saturated, vanishing, exploding); the scheme's verdict is
+the most severe one found in any layer, with the first layer that shows it and the rule of thumb
+that would fix it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import policies
+from ..activations import REGISTRY
+from ..distributions import Constant
+
+VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "symmetric")
+BAND = 10.0
+SATURATION_LIMIT = 0.25
+DEAD_WARN = 0.5
+SATURATION_WARN = 0.15
+
+
+def _rule(act_name: str) -> str:
+    if REGISTRY[act_name].rule == "he":
+        return "He initialization (he_normal), the rule for ReLU-like units"
+    if act_name == "selu":
+        return "LeCun normal (lecun_normal), the rule for SELU"
+    if act_name == "linear":
+        return "Xavier initialization (xavier_normal), the rule for linear layers"
+    return f"Xavier initialization (xavier_normal), the rule for {act_name}"
+
+
+def _hidden_activation(stages) -> str:
+    """The activation most hidden layers use (the last layer's if there is only one)."""
+    names = [st.activation.name for st in (stages[:-1] or stages)]
+    return max(dict.fromkeys(names), key=names.count)
+
+
+def _for(act_name: str) -> str:
+    return "linear layers" if act_name == "linear" else act_name
+
+
+def _times(r: float) -> str:
+    if r == 0:
+        return "infinitely"
+    x = r if r >= 1 else 1 / r
+    return f"{x:.3g}" if x < 1e4 else f"{x:.1e}"
+
+
+def verdict(stages, layers: list, weight_tensors: list):
+    """(verdict, first_bad_layer, explanation) from the per-layer problems."""
+    def first(problem):
+        return next((i for i, lay in enumerate(layers) if problem in lay["problems"]), None)
+
+    act = _hidden_activation(stages)
+    fix = _rule(act)
+    i = first("symmetric")
+    if i is not None:
+        name = layers[i]["name"]
+        dist = weight_tensors[i].distribution
+        if isinstance(dist, Constant) and dist.value == 0:
+            why = (f"All weights of layer {name} are zero, so its units all compute the same output and receive the same "
+                   f"gradient: the model does not train (start from small random weights: {fix}).")
+        elif isinstance(dist, Constant):
+            why = (f"All weights of layer {name} are the same number ({dist.value:g}), so all its units compute the same "
+                   f"output and get the same update: they stay identical and the layer works like a single unit "
+                   f"(break the symmetry with random weights: {fix}).")
+        else:
+            why = (f"All units of layer {name} compute exactly the same output, so they get the same update and can "
+                   f"never become different (break the symmetry with random weights: {fix}).")
+        return "symmetric", name, why
+    i = first("saturated")
+    if i is not None:
+        lay = layers[i]
+        a = stages[i].activation.name
+        where = "+1 or -1" if a == "tanh" else "0 or 1"
+        scale = _scale_vs_rule(weight_tensors)
+        how = f" (variance {_times(scale[0])}x the {scale[1]} variance)" if scale and scale[0] > 1.1 else ""
+        why = (f"The weights are too large for {a}{how}: {100 * lay['saturated_fraction']:.0f}% of the outputs of layer "
+               f"{lay['name']} are stuck near {where}, where the curve is flat, so almost no gradient gets through and "
+               f"learning stalls (use {_rule(a)}).")
+        return "saturated", lay["name"], why
+
+    def extreme(key, pick):
+        vals = [(lay[key], lay["name"]) for lay in layers if lay[key] is not None]
+        return pick(vals, key=lambda v: v[0]) if vals else (1.0, None)
+
+    (fmin, fmin_at), (fmax, fmax_at) = extreme("forward_ratio", min), extreme("forward_ratio", max)
+    (bmin, bmin_at), (bmax, bmax_at) = extreme("backward_ratio", min), extreme("backward_ratio", max)
+    overflow = next((lay["name"] for lay in layers if lay["overflow"]), None)
+    dev_v = -math.log10(min(fmin, bmin)) if min(fmin, bmin) > 0 else math.inf
+    dev_e = math.inf if overflow else math.log10(max(fmax, bmax))
+    iv, ie = first("vanishing"), first("exploding")
+    scale = _scale_vs_rule(weight_tensors)
+    if iv is not None and (ie is None or dev_v >= dev_e):
+        parts = []
+        if fmin < 1 / BAND:
+            parts.append(f"the signal fades layer after layer ({_times(fmin)}x weaker than the input at layer {fmin_at})")
+        if bmin < 1 / BAND:
+            parts.append(f"the gradients fade on their way back ({_times(bmin)}x smaller at layer {bmin_at} than at "
+                         f"the last layer)")
+        what = " and ".join(parts)
+        if scale is not None and scale[0] < 0.9:
+            tail = (" and prefer tanh or ReLU in a deep network: sigmoid's slope is at most 1/4, so gradients shrink "
+                    "even with well-scaled weights" if act == "sigmoid" else "")
+            why = (f"The weights are too small for {_for(act)} (variance {scale[0]:.2g}x the {scale[1]} variance): {what}, so "
+                   f"the early layers barely learn (use {fix}{tail}).")
+        elif act == "sigmoid":
+            why = (f"Even with well-scaled weights, sigmoid's slope is at most 1/4, so {what}; the early layers barely "
+                   f"learn (prefer tanh with Xavier or ReLU with He in a deep network).")
+        else:
+            why = f"Vanishing: {what}, so the early layers barely learn (use {fix})."
+        return "vanishing", layers[iv]["name"], why
+    if ie is not None:
+        parts = []
+        if overflow:
+            parts.append(f"the signal overflows even 64-bit floats at layer {overflow}")
+        elif fmax > BAND:
+            parts.append(f"the signal grows layer after layer ({_times(fmax)}x stronger than the input at layer {fmax_at})")
+        if not overflow and bmax > BAND:
+            parts.append(f"the gradients grow on their way back ({_times(bmax)}x larger at layer {bmax_at} than at the "
+                         f"last layer)")
+        what = " and ".join(parts)
+        if scale is not None and scale[0] > 1.1:
+            why = (f"The weights are too large for {_for(act)} (variance {scale[0]:.2g}x the {scale[1]} variance): {what}, so "
+                   f"training steps blow up (use {fix}).")
+        else:
+            why = f"Exploding: {what}, so training steps blow up (use {fix})."
+        return "exploding", layers[ie]["name"], why
+    n = len(layers)
+    why = (f"Activations and gradients keep their scale through all {n} layer{'s' if n > 1 else ''} (signal "
+           f"{fmin:.2g}x to {fmax:.2g}x the input's, gradients {bmin:.2g}x to {bmax:.2g}x the last layer's), so every "
+           f"layer can learn; {fix.split(',')[0]} is the rule of thumb for {_for(act)}.")
+    return "healthy", None, why
+
+
+def _scale_vs_rule(weight_tensors):
+    """(geometric mean over the weights of Var(W) / the variance the rule of thumb recommends for
+    the layer's activation, the rule's name), or None when no rule applies."""
+    logs, rules = [], []
+    for t in weight_tensors:
+        rec = policies.recommended_variance(t.spec)
+        var = t.distribution.variance()
+        if rec is None or not rec[0] > 0 or not var > 0:
+            continue
+        logs.append(math.log(var) - math.log(rec[0]))  # not log(var / rec): a subnormal var underflows to 0
+        rules.append(rec[1])
+    if not logs:
+        return None
+    return math.exp(sum(logs) / len(logs)), max(dict.fromkeys(rules), key=rules.count)
+
+
+def problems(lay: dict) -> list:
+    out = []
+    if lay["symmetric"]:
+        out.append("symmetric")
+    if lay["saturated_fraction"] is not None and lay["saturated_fraction"] > SATURATION_LIMIT:
+        out.append("saturated")
+    fr, br = lay["forward_ratio"], lay["backward_ratio"]
+    if (fr is not None and fr < 1 / BAND) or (br is not None and br < 1 / BAND):
+        out.append("vanishing")
+    if lay["overflow"] or (fr is not None and fr > BAND) or (br is not None and br > BAND):
+        out.append("exploding")
+    return out
+
+
+def warnings(stages, layers, weight_tensors, bias_tensors) -> list:
+    out = []
+    for t in [*weight_tensors, *[b for b in bias_tensors if b is not None]]:
+        for w in t.warnings:
+            out.append({"code": w["code"], "layer": t.spec.layer, "tensor": t.name, "message": w["message"]})
+    for st, lay in zip(stages, layers):
+        if lay["dead_fraction"] is not None and lay["dead_fraction"] > DEAD_WARN:
+            out.append({"code": "dead_relu", "layer": st.name, "tensor": None, "message": (
+                f"{100 * lay['dead_fraction']:.0f}% of the ReLU units of layer {st.name} output zero for every probe "
+                "example: they get no gradient and may never recover")})
+        sat = lay["saturated_fraction"]
+        if sat is not None and SATURATION_WARN < sat <= SATURATION_LIMIT:
+            out.append({"code": "saturation", "layer": st.name, "tensor": None, "message": (
+                f"{100 * sat:.0f}% of the {st.activation.name} outputs of layer {st.name} are saturated "
+                f"(below the {100 * SATURATION_LIMIT:.0f}% that counts as a saturated network)")})
+    return out

@@ -1,0 +1,37 @@
+"""``embedding``: a lookup table, PyTorch's ``nn.Embedding`` (Keras ``Embedding``).
+
+Tensor: ``weight`` (num_embeddings, embedding_dim), stored alike in both layouts. Fans follow
+PyTorch (fan_in = embedding_dim, fan_out = num_embeddings), where Keras's rule would give
+fan_in = num_embeddings; each embedding tensor says so in its ``fan_note``. PyTorch draws N(0, 1);
+Keras U[-0.05, 0.05].
+"""
+
+from __future__ import annotations
+
+from .. import schemes
+from ..fields import dim
+from ..torch import modules
+from .base import LayerType
+
+FAN_NOTE = ("embedding fans follow PyTorch (fan_in = embedding_dim, fan_out = num_embeddings); "
+            "Keras's rule would give fan_in = num_embeddings")
+
+
+class Embedding(LayerType):
+    name = "embedding"
+    fields = (dim("num_embeddings"), dim("embedding_dim"))
+    component = "EmbeddingLayer"
+    summary = "A lookup table (PyTorch nn.Embedding): weight (num_embeddings, embedding_dim), no bias."
+
+    def tensors(self, layer, layout, with_bias):
+        n, d = layer.params["num_embeddings"], layer.params["embedding_dim"]
+        return [self.tensor(layer, "weight", "weight", (n, d), layout, permute=False, fan_note=FAN_NOTE)]
+
+    def torch_default(self, t):
+        return schemes.normalize_spec("normal"), "PyTorch Embedding: N(0, 1)"
+
+    def keras_default(self, t):
+        return schemes.normalize_spec({"name": "uniform", "low": -0.05, "high": 0.05}), "Keras Embedding: U[-0.05, 0.05]"
+
+    def torch_construct(self, gen, layer, with_bias):
+        return modules.embedding(gen, layer.params["num_embeddings"], layer.params["embedding_dim"])

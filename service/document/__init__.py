@@ -1,0 +1,64 @@
+"""The boundary: a request body becomes a validated, typed request, once.
+
+The schemas are generated from the engine's declarations (``schemas``), validate with marshmallow,
+and load into the engine's typed objects (``core.document.Request``, ``core.layers.Layer``). Every
+entry point of the service (HTTP, CLI) goes through ``load``; the engine never sees a raw document.
+A bad document raises marshmallow's ``ValidationError``; ``flatten_messages`` turns its nested
+messages into ``{"architecture.layers.0.in_features": [...]}``, the field paths clients depend on.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError
+
+from ..core.diagnose import DiagnoseRequest
+from ..core.document import Request
+from .schemas import DiagnoseRequestSchema, RequestSchema, WeightsRequestSchema
+from .strict import instance
+
+__all__ = ["load", "load_request", "load_weights_request", "load_diagnose_request", "ValidationError",
+           "flatten_messages", "RequestSchema", "WeightsRequestSchema", "DiagnoseRequestSchema"]
+
+
+def load(data, schema: type[Schema] = RequestSchema) -> tuple[Request, dict]:
+    """Validate a request body with ``schema``: (the typed request, the fields ``schema`` adds to the
+    request document, e.g. ``format``); raises ValidationError with per-field messages."""
+    if not isinstance(data, dict):
+        raise ValidationError({"_schema": ["the request body must be a JSON object"]})
+    return instance(schema).load(data)
+
+
+def load_request(data) -> Request:
+    """A request document (nothing added): the typed request."""
+    return load(data)[0]
+
+
+def load_weights_request(data) -> tuple[Request, str | None]:
+    """A ``/v1/weights`` body: (the typed request, its ``format`` or None)."""
+    request, added = load(data, WeightsRequestSchema)
+    return request, added.get("format")
+
+
+def load_diagnose_request(data) -> DiagnoseRequest:
+    """A ``/v1/diagnose`` body: the typed diagnose request."""
+    request, added = load(data, DiagnoseRequestSchema)
+    schemes = added.get("schemes")
+    return DiagnoseRequest(request, tuple(schemes) if schemes is not None else None, added["batch"],
+                           added.get("spatial_size"))
+
+
+def flatten_messages(messages, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages -> {"architecture.layers.0.in_features": [...]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for k, v in messages.items():
+            key = prefix if k == "_schema" and prefix else f"{prefix}.{k}" if prefix else str(k)
+            for field, msgs in flatten_messages(v, key).items():
+                out.setdefault(field, []).extend(msgs)
+    elif isinstance(messages, list):
+        for m in messages:
+            for field, msgs in flatten_messages(m, prefix).items():
+                out.setdefault(field, []).extend(msgs)
+    else:
+        out.setdefault(prefix or "_schema", []).append(str(messages))
+    return out

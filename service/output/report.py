@@ -1,0 +1,65 @@
+"""The report of a Plan: the theory of every selected tensor, computed once per request.
+
+This is the one document shape the CLI (``plan``, ``generate -o x.json``), the npz manifest, the
+safetensors metadata and the HTTP API share::
+
+    {seed, scheme, bias, dtype, layout, rng, engine: {name, version, numpy, bit_generator,
+     block_elements}, request: <normalized request>, layers: [...], totals: {...},
+     tensors: [{name, layer, role, shape, dtype, scheme, distribution, parameters, fan_in,
+                fan_out, gain, bounds, mean, variance, std, target_variance, warnings,
+                [empirical, sha256, values]}]}
+
+``totals`` (the artifacts' sizes) is added by ``formats.document``: artifacts embed the report
+without it (their own sizes would depend on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+
+import numpy as np
+
+from ..core.dtypes import as_float
+from ..core.plan import Plan, TensorPlan
+
+
+def empirical(t: TensorPlan, stored: np.ndarray) -> dict:
+    x = as_float(stored.reshape(-1), t.dtype)
+    return {"mean": float(np.mean(x, dtype=np.float64)), "std": float(np.std(x, dtype=np.float64)),
+            "min": float(x.min()), "max": float(x.max())}
+
+
+def sha256_of(stored: np.ndarray) -> str:
+    """sha256 of the tensor's raw little-endian bytes in C order (bfloat16: its 16-bit patterns)."""
+    return hashlib.sha256(np.ascontiguousarray(stored).data).hexdigest()
+
+
+class Report:
+    """The report of one plan, each part computed once: every output of the request shares it."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+
+    @cached_property
+    def _head(self) -> dict:
+        return {**self.plan.header(), "layers": self.plan.layer_summary()}
+
+    @cached_property
+    def _tensors(self) -> list[dict]:
+        return [t.theory() for t in self.plan.selected]
+
+    def document(self, totals: dict | None = None) -> dict:
+        """The report as a fresh document (its tensor entries are new dicts: the JSON encoder adds to them)."""
+        out = dict(self._head)
+        if totals is not None:
+            out["totals"] = totals
+        out["tensors"] = [dict(th) for th in self._tensors]
+        return out
+
+    @cached_property
+    def text(self) -> str:
+        """The report without totals as compact JSON text: what the npz manifest and the safetensors
+        metadata embed."""
+        return json.dumps(self.document(), separators=(",", ":"))
