@@ -4,8 +4,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.core import build_plan
+from service.core import SpecError, build_plan
 from service.core.dtypes import DTYPES, as_float
+from service.core import diagnose as dg
+from service.document import ValidationError, flatten_messages, load_diagnose_request, load_request
+from service.output import formats
+from service.output.report import Report
+
+
+def plan_of(doc, **kw):
+    """The Plan of a request document, validated as every entry point validates it."""
+    return build_plan(load_request(doc), **kw)
+
+
+def diagnose_of(doc, **kw) -> dict:
+    """A diagnose document, validated as the API validates it, run by the engine."""
+    return dg.diagnose(load_diagnose_request(doc), **kw)
+
+
+def probe_of(doc) -> dg.Probe:
+    """The Probe (network and plans) of a diagnose document."""
+    return dg.build_probe(load_diagnose_request(doc))
+
+
+def artifact_of(plan, fmt: str, **kw):
+    """The artifact of a Plan in a format (what the CLI and the API encode)."""
+    return formats.artifact(plan, fmt, **kw)
+
+
+def report_of(plan) -> dict:
+    """The report with its totals (what /v1/plan answers)."""
+    return formats.document(Report(plan))
 
 
 def tensor_doc(shape, scheme, *, dtype="float32", seed=0, fan_in=None, fan_out=None, layout="torch"):
@@ -19,7 +48,7 @@ def tensor_doc(shape, scheme, *, dtype="float32", seed=0, fan_in=None, fan_out=N
 
 def draw(doc, index=0):
     """(TensorPlan, values as float64) of one tensor of a document."""
-    plan = build_plan(doc)
+    plan = plan_of(doc)
     t = plan.selected[index]
     return t, as_float(t.generate(), DTYPES[t.dtype.name]).astype(np.float64)
 
@@ -44,3 +73,16 @@ ZOO = {"architecture": {"layers": [
     {"type": "attention", "name": "attn", "embed_dim": 16, "num_heads": 4},
     {"type": "tensor", "name": "pos", "shape": [1, 10, 16], "fan_in": 16, "fan_out": 16},
 ]}}
+
+
+def problem_of(doc, **kw) -> tuple[str, str, str | None]:
+    """(field, message, limit) of a bad request document, as every entry point answers it: the
+    boundary's first error when the document's shape is wrong, else the engine's."""
+    try:
+        plan_of(doc, **kw)
+    except ValidationError as e:
+        field, messages = next(iter(flatten_messages(e.messages).items()))
+        return field, messages[0], None
+    except SpecError as e:
+        return e.field, e.message, e.limit
+    raise AssertionError(f"no error for {doc!r}")

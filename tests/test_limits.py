@@ -8,7 +8,8 @@ import pytest
 
 from service import limits
 from service.config import load_config
-from service.core import SpecError, build_plan
+from service.core import SpecError
+from tests.helpers import plan_of
 
 
 def test_layer_count_is_checked_on_the_raw_document():
@@ -26,9 +27,9 @@ def test_layer_count_is_checked_on_the_raw_document():
 def test_element_limits_per_format(fmt, limit):
     cfg = load_config(environ={})
     allowed = getattr(cfg, limit)
-    ok = build_plan({"architecture": {"layers": [{"type": "tensor", "shape": [allowed]}]}})
+    ok = plan_of({"architecture": {"layers": [{"type": "tensor", "shape": [allowed]}]}})
     limits.check_elements(ok, fmt, cfg)
-    over = build_plan({"architecture": {"layers": [{"type": "tensor", "shape": [allowed + 1]}]}})
+    over = plan_of({"architecture": {"layers": [{"type": "tensor", "shape": [allowed + 1]}]}})
     with pytest.raises(SpecError) as e:
         limits.check_elements(over, fmt, cfg)
     assert (e.value.limit, e.value.requested, e.value.allowed) == (limit, allowed + 1, allowed)
@@ -38,7 +39,7 @@ def test_a_huge_request_is_refused_without_allocating():
     cfg = load_config(environ={})
     tracemalloc.start()
     try:
-        plan = build_plan({"architecture": {"layers": [{"type": "tensor", "shape": [1 << 20, 1 << 20]}]}, "dtype": "float64"})
+        plan = plan_of({"architecture": {"layers": [{"type": "tensor", "shape": [1 << 20, 1 << 20]}]}, "dtype": "float64"})
         with pytest.raises(SpecError):
             limits.check_elements(plan, "safetensors", cfg)
         _, peak = tracemalloc.get_traced_memory()

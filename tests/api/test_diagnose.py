@@ -12,6 +12,7 @@ import pytest
 from service import create_app
 from service.config import load_config
 from service.core import diagnose as dg
+from tests.helpers import diagnose_of, probe_of
 
 from .helpers import assert_problem
 
@@ -30,7 +31,7 @@ def test_diagnose_returns_the_engines_result(client, check_openapi):
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
     check_openapi({"path": "/v1/diagnose", "method": "POST", "json": SMALL}, r)
     body = r.get_json()
-    assert body == json.loads(json.dumps(dg.diagnose(SMALL)))     # the same numbers as the engine
+    assert body == json.loads(json.dumps(diagnose_of(SMALL)))     # the same numbers as the engine
     assert [res["verdict"] for res in body["results"]] == ["healthy", "symmetric", "saturated"]
     assert r.headers["X-Weightinit-Seed"] == "5"
     assert re.fullmatch(r'"[0-9a-f]{64}-diagnose"', r.headers["ETag"])

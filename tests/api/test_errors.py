@@ -218,7 +218,7 @@ def test_binary_element_limit_is_413_without_allocating(client):
 def test_binary_limit_allows_2_pow_29_elements(client):
     # The planning side of the requirement: 2^29 elements pass every limit check (no values drawn: 304).
     doc = {"architecture": {"layers": [{"type": "tensor", "shape": [1 << 15, 1 << 14]}]}, "format": "npy"}
-    etag = f'"{__import__("service.core", fromlist=["build_plan"]).build_plan({k: v for k, v in doc.items() if k != "format"}).fingerprint()}-npy"'
+    etag = f'"{plan_of({k: v for k, v in doc.items() if k != "format"}).fingerprint}-npy"'
     r = post(client, doc=doc, headers={"If-None-Match": etag})
     assert r.status_code == 304
 
@@ -265,7 +265,7 @@ def test_unexpected_error_is_a_500_without_internals(monkeypatch, caplog):
     def boom(*a, **kw):
         raise KeyError("secret-internal-detail /srv/x.py")
 
-    monkeypatch.setattr("service.api.weights.report", boom)
+    monkeypatch.setattr("service.api.weights.Report", boom)
     r = app.test_client().post("/v1/plan", json=small(), headers={"X-Request-ID": "trace-500"})
     p = assert_problem(r, 500, "internal")
     text = r.get_data(as_text=True)

@@ -13,10 +13,11 @@ from referencing.jsonschema import DRAFT202012
 
 from service.config import load_config
 from service.core.distributions import WHOLE_MAX_ELEMENTS
-from service.core.gains import ACTIVATIONS, GAIN_NAMES
-from service.core.layers import COMMON_FIELDS, LAYER_FIELDS, LAYER_TYPES
+from service.core.activations import NAMES as ACTIVATIONS
+from service.core.gains import GAIN_NAMES
+from service.core.layers import COMMON_FIELDS, REGISTRY
 from service.core.schemes import ALL_NAMES, MAX_MAGNITUDE, SCHEMES
-from service.encoders import FORMATS, MEDIA_TYPES
+from service.output.formats import FORMATS
 
 from .helpers import MIXED, MLP, small
 
@@ -77,9 +78,9 @@ def test_each_scheme_object_has_the_registry_parameters(schemas, name):
 
 
 def test_layer_type_enum_and_layer_schemas_equal_the_registry(schemas):
-    assert schemas["LayerType"]["enum"] == list(LAYER_TYPES)
+    assert schemas["LayerType"]["enum"] == list(REGISTRY)
     mapping = schemas["Layer"]["discriminator"]["mapping"]
-    assert list(mapping) and set(mapping) == set(LAYER_TYPES)
+    assert list(mapping) and set(mapping) == set(REGISTRY)
     covered = []
     for ref in schemas["Layer"]["oneOf"]:
         layer = schemas[ref["$ref"].rsplit("/", 1)[1]]
@@ -87,9 +88,9 @@ def test_layer_type_enum_and_layer_schemas_equal_the_registry(schemas):
         covered += types
         for t in types:
             assert mapping[t] == ref["$ref"]
-            assert set(layer["properties"]) == set(COMMON_FIELDS) | set(LAYER_FIELDS[t]), t
+            assert set(layer["properties"]) == set(COMMON_FIELDS) | {f.name for f in REGISTRY[t].fields}, t
         assert layer["additionalProperties"] is False
-    assert sorted(covered) == sorted(LAYER_TYPES)
+    assert sorted(covered) == sorted(REGISTRY)
 
 
 def test_other_enums_equal_the_engine(schemas):
@@ -102,7 +103,7 @@ def test_other_enums_equal_the_engine(schemas):
 
 def test_media_types_of_weights_equal_the_encoders(spec_dict):
     content = spec_dict["paths"]["/v1/weights"]["post"]["responses"]["200"]["content"]
-    assert set(MEDIA_TYPES.values()) | {"application/octet-stream"} == set(content)
+    assert {f.media_type for f in FORMATS.values()} | {"application/octet-stream"} == set(content)
 
 
 def test_documented_default_limits_match_the_configuration(spec_dict):

@@ -13,9 +13,9 @@ import json
 import pytest
 
 from service import create_app
-from service.core import build_plan
-from service.core import plan as plan_module
-from service.encoders import encode
+from tests.helpers import plan_of
+from service.core import generate
+from tests.helpers import artifact_of as encode
 
 from .helpers import MIXED, assert_problem
 
@@ -25,7 +25,7 @@ MULTI = {**MIXED, "dtype": "bfloat16"}
 
 
 def whole(doc: dict, fmt: str) -> bytes:
-    plan = build_plan({k: v for k, v in doc.items() if k != "format"})
+    plan = plan_of({k: v for k, v in doc.items() if k != "format"})
     return b"".join(bytes(c) for c in encode(plan, fmt).chunks())
 
 
@@ -127,13 +127,13 @@ def test_if_none_match_wins_over_range(client):
 
 def test_a_streamed_range_draws_only_the_blocks_it_overlaps(streaming_client, monkeypatch):
     drawn = []
-    real = plan_module.TensorPlan._fill_block
+    real = generate.Blockwise._fill_block
 
     def spy(self, b, compute, storage):
         drawn.append(b)
         return real(self, b, compute, storage)
 
-    monkeypatch.setattr(plan_module.TensorPlan, "_fill_block", spy)
+    monkeypatch.setattr(generate.Blockwise, "_fill_block", spy)
     doc = {**BIG, "format": "npy"}
     header = len(whole(doc, "npy")) - 2_000_000 * 4
     drawn.clear()
@@ -150,7 +150,7 @@ def test_a_streamed_range_draws_only_the_blocks_it_overlaps(streaming_client, mo
 
 # ------------------------------------------------------------------------------------ cache
 def test_repeated_bodies_are_served_from_the_cache(client):
-    from service.api.weights import CACHE_KEY
+    from service.api.http import CACHE_KEY
 
     app = create_app()
     c = app.test_client()

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import requests
 
-from service.core import build_plan
+from tests.helpers import plan_of
 from service.core.dtypes import bfloat16_bits_to_float32, float32_to_bfloat16_bits
-from service.encoders import encode
+from tests.helpers import artifact_of as encode
 
 from .conftest import ROOT
 from .helpers import MIXED, MLP
@@ -33,7 +33,7 @@ def post(server, doc, path="/v1/weights", **kw) -> requests.Response:
 
 
 def expected_arrays(doc: dict) -> dict[str, np.ndarray]:
-    plan = build_plan({k: v for k, v in doc.items() if k != "format"})
+    plan = plan_of({k: v for k, v in doc.items() if k != "format"})
     return {t.name: t.generate() for t in plan.selected}
 
 
@@ -216,7 +216,7 @@ def test_100m_element_stream_in_bounded_worker_memory(server):
     n = 100_000_000
     doc = {"architecture": {"layers": [{"type": "tensor", "name": "big", "shape": [10_000, 10_000]}]},
            "scheme": "he_normal", "seed": 7, "format": "safetensors"}
-    plan = build_plan({k: v for k, v in doc.items() if k != "format"})
+    plan = plan_of({k: v for k, v in doc.items() if k != "format"})
     assert plan.total_elements == n
     artifact = encode(plan, "safetensors")
 
@@ -282,13 +282,13 @@ def test_large_json_is_streamed_in_pieces_and_equals_one_orjson_call(server):
 
     import orjson
 
-    from service.encoders.jsonenc import _OPTS, document_with_values
+    from service.output.jsonenc import _OPTS, document_with_values
 
     doc = {"architecture": {"layers": [{"type": "tensor", "name": "w", "shape": [600, 500]}]},
            "scheme": "he_normal", "seed": 77, "format": "json"}
     r = post(server, doc)
     assert r.status_code == 200
-    want = orjson.dumps(document_with_values(build_plan({k: v for k, v in doc.items() if k != "format"})),
+    want = orjson.dumps(document_with_values(plan_of({k: v for k, v in doc.items() if k != "format"})),
                         option=_OPTS)
     assert r.content == want
     assert int(r.headers["Content-Length"]) == len(want)

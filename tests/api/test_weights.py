@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from service import create_app
-from service.core import build_plan
-from service.core.report import report
-from service.encoders import encode
+from tests.helpers import plan_of
+from tests.helpers import report_of as report
+from tests.helpers import artifact_of as encode
 from service.version import ENGINE_VERSION
 
 from .helpers import MIXED, MLP, assert_problem, small
@@ -22,12 +22,12 @@ from .helpers import MIXED, MLP, assert_problem, small
 
 def engine_bytes(doc: dict, fmt: str) -> bytes:
     """What the encoders (and so the CLI) produce for this document."""
-    plan = build_plan({k: v for k, v in doc.items() if k != "format"})
+    plan = plan_of({k: v for k, v in doc.items() if k != "format"})
     return b"".join(bytes(c) for c in encode(plan, fmt).chunks())
 
 
 def fingerprint(doc: dict) -> str:
-    return build_plan({k: v for k, v in doc.items() if k != "format"}).fingerprint()
+    return plan_of({k: v for k, v in doc.items() if k != "format"}).fingerprint
 
 
 # ---------------------------------------------------------------- /v1/plan
@@ -36,7 +36,7 @@ def test_plan_is_the_report_without_values(client, check_openapi):
     r = client.open(**kw)
     assert r.status_code == 200 and r.mimetype == "application/json"
     body = r.get_json()
-    assert body == json.loads(json.dumps(report(build_plan(MIXED))))
+    assert body == json.loads(json.dumps(report(plan_of(MIXED))))
     assert all("values" not in t for t in body["tensors"])
     # the chosen scheme per layer for auto, and why
     by_layer = {layer["name"]: layer for layer in body["layers"]}
@@ -45,7 +45,7 @@ def test_plan_is_the_report_without_values(client, check_openapi):
     assert by_layer["head"]["scheme"] == "orthogonal" and by_layer["head"]["chosen_by"] == "layer"
     assert by_layer["emb"]["scheme"] == "xavier_uniform"
     # totals: parameters and bytes per format
-    plan = build_plan(MIXED)
+    plan = plan_of(MIXED)
     assert body["totals"]["parameters"] == plan.total_elements
     assert body["totals"]["bytes"]["safetensors"] == len(engine_bytes(MIXED, "safetensors"))
     assert body["totals"]["bytes"]["npz"] == len(engine_bytes(MIXED, "npz"))
@@ -78,7 +78,7 @@ def test_json_weights_equal_the_engine_and_carry_a_digest(client, check_openapi)
     assert r.headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(hashlib.sha256(raw).digest()).decode()}:"
     assert "Content-Disposition" not in r.headers
     body = json.loads(raw)
-    plan = build_plan(MIXED)
+    plan = plan_of(MIXED)
     for entry, t in zip(body["tensors"], plan.selected, strict=True):
         expected = t.generate()
         got = np.array(entry["values"], dtype=np.float32)
@@ -92,7 +92,7 @@ def test_json_weights_equal_the_engine_and_carry_a_digest(client, check_openapi)
 def test_json_float16_values_are_shortest_round_trip(client):
     doc = small(dtype="float16")
     body = client.post("/v1/weights", json=doc).get_json()
-    expected = build_plan(doc).selected[0].generate()
+    expected = plan_of(doc).selected[0].generate()
     values = body["tensors"][0]["values"]
     np.testing.assert_array_equal(np.array(values, dtype=np.float16), expected)
     assert all(len(repr(v).replace("-", "").replace("0.", "")) <= 8 for row in values for v in row)
@@ -146,7 +146,7 @@ def test_binary_body_is_a_generator_of_bounded_chunks(app, monkeypatch):
 def test_npz_and_safetensors_decode_to_the_engine_arrays(client):
     from safetensors.numpy import load as st_load
 
-    plan = build_plan(MIXED)
+    plan = plan_of(MIXED)
     npz = np.load(io.BytesIO(client.post("/v1/weights", json={**MIXED, "format": "npz"}).get_data()), allow_pickle=False)
     st = st_load(client.post("/v1/weights", json=MIXED, headers={"Accept": "application/vnd.safetensors"}).get_data())
     for t in plan.selected:

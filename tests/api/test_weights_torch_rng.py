@@ -6,7 +6,7 @@ import io
 import numpy as np
 
 from service import create_app
-from service.core import build_plan
+from tests.helpers import plan_of
 
 DOC = {"architecture": {"layers": [{"type": "dense", "name": "fc1", "in_features": 64, "out_features": 32},
                                    {"type": "lstm", "name": "rnn", "input_size": 32, "hidden_size": 16}]},
@@ -18,7 +18,7 @@ def test_torch_rng_npz_equals_engine():
     r = client.post("/v1/weights", json={**DOC, "format": "npz"})
     assert r.status_code == 200
     z = np.load(io.BytesIO(r.data), allow_pickle=False)
-    for t in build_plan(DOC).selected:
+    for t in plan_of(DOC).selected:
         assert np.array_equal(z[t.name], t.generate()), t.name
 
 

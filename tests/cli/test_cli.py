@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from service.core import build_plan
-from service.encoders import encode
+from tests.helpers import plan_of
+from tests.helpers import artifact_of as encode
 from tests.helpers import MLP
 
 
@@ -31,7 +31,7 @@ def test_generate_writes_the_encoder_bytes(request_file, tmp_path, fmt):
     out = tmp_path / f"w.{fmt}"
     r = run("generate", str(request_file), "-o", str(out))
     assert r.returncode == 0, r.stderr
-    expected = b"".join(bytes(c) for c in encode(build_plan({**MLP, "seed": 42}), fmt).chunks())
+    expected = b"".join(bytes(c) for c in encode(plan_of({**MLP, "seed": 42}), fmt).chunks())
     assert out.read_bytes() == expected
 
 
@@ -41,7 +41,7 @@ def test_generate_npy_to_stdout_with_format(tmp_path):
     r = run("generate", str(p), "-o", "-", "--format", "npy")
     assert r.returncode == 0
     a = np.load(io.BytesIO(r.stdout), allow_pickle=False)
-    assert np.array_equal(a, build_plan({**MLP, "tensors": ["fc1.weight"]}).selected[0].generate())
+    assert np.array_equal(a, plan_of({**MLP, "tensors": ["fc1.weight"]}).selected[0].generate())
 
 
 def test_generate_reads_stdin_and_format_field(tmp_path):

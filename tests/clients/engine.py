@@ -3,7 +3,7 @@
 Both client examples can dump every tensor they decoded as ``{name, dtype, shape, sha256,
 bits, f64_bits}``: ``bits`` the stored element bit patterns (hex, the dtype's width: float16 and
 bfloat16 16 bits, float32 32, float64 64) and ``f64_bits`` the decoded value widened to a double
-(hex, 64 bits). Both are compared here with ``build_plan(doc).selected[i].generate()``.
+(hex, 64 bits). Both are compared here with ``plan_of(doc).selected[i].generate()``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hashlib
 
 import numpy as np
 
-from service.core import build_plan
+from tests.helpers import plan_of
 from service.core.dtypes import as_float
 
 SAFETENSORS_CODES = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
@@ -40,7 +40,7 @@ def request(dtype: str, seed: int = 7) -> dict:
 
 def expected(doc: dict) -> dict[str, dict]:
     """name -> {dtype, shape, sha256, bits, f64_bits} of every selected tensor, from the engine."""
-    plan = build_plan(copy.deepcopy(doc))
+    plan = plan_of(copy.deepcopy(doc))
     out = {}
     for t in plan.selected:
         stored = np.ascontiguousarray(t.generate())

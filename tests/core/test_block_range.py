@@ -14,10 +14,12 @@ import random
 import numpy as np
 import pytest
 
-from service.core import build_plan, streams
-from service.core import plan as plan_module
+from service.core import streams
+
+from tests.helpers import plan_of
+from service.core import generate
 from service.core.distributions import Uniform
-from service.encoders import encode
+from tests.helpers import artifact_of as encode
 
 B = streams.BLOCK_ELEMENTS
 
@@ -25,7 +27,7 @@ B = streams.BLOCK_ELEMENTS
 def one(shape, scheme, dtype="float32", rng="weightinit"):
     doc = {"architecture": {"layers": [{"type": "tensor", "name": "t", "shape": list(shape)}]}, "scheme": scheme,
            "dtype": dtype, "seed": 3, "rng": rng}
-    return build_plan(doc).selected[0]
+    return plan_of(doc).selected[0]
 
 
 CASES = [
@@ -58,8 +60,8 @@ def test_block_range_is_a_slice_of_the_whole(shape, scheme, dtype, rng):
 def test_block_range_draws_only_the_overlapping_blocks(monkeypatch):
     t = one((10 * B,), "he_normal")
     drawn = []
-    real = plan_module.TensorPlan._fill_block
-    monkeypatch.setattr(plan_module.TensorPlan, "_fill_block",
+    real = generate.Blockwise._fill_block
+    monkeypatch.setattr(generate.Blockwise, "_fill_block",
                         lambda self, b, c, s: drawn.append(b) or real(self, b, c, s))
     for _ in t.block_range(3 * B + 5, 5 * B + 1):
         pass
@@ -83,7 +85,7 @@ def test_artifact_byte_ranges(fmt):
         {"type": "dense", "name": "d", "in_features": 700, "out_features": 900},
         {"type": "dense", "name": "o", "in_features": 90, "out_features": 50, "scheme": "orthogonal"},
         {"type": "gru", "name": "g", "input_size": 30, "hidden_size": 40}]
-    plan = build_plan({"architecture": {"layers": layers}, "seed": 9, "dtype": "bfloat16"})
+    plan = plan_of({"architecture": {"layers": layers}, "seed": 9, "dtype": "bfloat16"})
     art = encode(plan, fmt)
     assert art.ranges
     full = b"".join(bytes(c) for c in art.chunks())
@@ -136,10 +138,10 @@ def test_stream_across_tensors_equals_each_tensor_in_turn():
         {"type": "dense", "name": "o", "in_features": 90, "out_features": 50, "scheme": "orthogonal"},
         {"type": "dense", "name": "b", "in_features": 300, "out_features": 200}]},
         "seed": 4, "dtype": "bfloat16"}
-    plan = build_plan(doc)
+    plan = plan_of(doc)
     for parallel in (True, False):
         got = {}
-        for t, values in plan_module.TensorPlan.stream(plan.selected, parallel):
+        for t, values in generate.stream(plan.selected, parallel):
             got.setdefault(t.name, []).append(np.array(values, copy=True))
         assert list(got) == [t.name for t in plan.selected]
         for t in plan.selected:

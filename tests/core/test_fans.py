@@ -7,7 +7,7 @@ Keras on its own kernel layout gives the same numbers. Embedding follows PyTorch
 
 import pytest
 
-from service.core import build_plan
+from tests.helpers import plan_of
 from tests.helpers import ZOO
 
 # name: (torch shape, keras shape, fan_in, fan_out)
@@ -35,7 +35,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("layout", ["torch", "keras"])
 def test_fans_and_shapes(layout):
-    plan = build_plan({**ZOO, "layout": layout})
+    plan = plan_of({**ZOO, "layout": layout})
     by_name = {t.name: t.theory() for t in plan.selected}
     for name, (tshape, kshape, fi, fo) in EXPECTED.items():
         th = by_name[name]
@@ -44,7 +44,7 @@ def test_fans_and_shapes(layout):
 
 
 def test_tensor_names_follow_pytorch():
-    names = [t.name for t in build_plan(ZOO).selected]
+    names = [t.name for t in plan_of(ZOO).selected]
     assert names[:4] == ["fc1.weight", "fc1.bias", "conv.weight", "conv.bias"]
     assert [n for n in names if n.startswith("lstm")] == ["lstm.weight_ih", "lstm.weight_hh", "lstm.bias_ih", "lstm.bias_hh"]
     assert [n for n in names if n.startswith("attn")] == [
@@ -53,19 +53,19 @@ def test_tensor_names_follow_pytorch():
 
 
 def test_default_layer_names_are_indices():
-    plan = build_plan({"architecture": {"layers": [{"type": "dense", "in_features": 2, "out_features": 3},
+    plan = plan_of({"architecture": {"layers": [{"type": "dense", "in_features": 2, "out_features": 3},
                                                    {"type": "dense", "in_features": 3, "out_features": 1}]}})
     assert [t.name for t in plan.selected] == ["0.weight", "0.bias", "1.weight", "1.bias"]
 
 
 def test_embedding_says_which_rule_it_follows():
-    th = {t.name: t.theory() for t in build_plan(ZOO).selected}["emb.weight"]
+    th = {t.name: t.theory() for t in plan_of(ZOO).selected}["emb.weight"]
     assert "PyTorch" in th["fan_note"] and "Keras" in th["fan_note"]
 
 
 def test_keras_layout_matches_keras_fan_rule():
     """Keras's own rule on its kernel layout: rf = prod(shape[:-2]), fan_in = shape[-2]*rf, fan_out = shape[-1]*rf."""
-    plan = build_plan({**ZOO, "layout": "keras"})
+    plan = plan_of({**ZOO, "layout": "keras"})
     for t in plan.selected:
         if t.spec.role == "weight" and len(t.shape) >= 2 and t.spec.layer_type != "embedding":
             rf = 1
@@ -75,7 +75,7 @@ def test_keras_layout_matches_keras_fan_rule():
 
 
 def test_torch_layout_matches_torch_fan_rule():
-    plan = build_plan(ZOO)
+    plan = plan_of(ZOO)
     for t in plan.selected:
         if t.spec.role == "weight" and len(t.shape) >= 2:
             rf = 1
@@ -88,7 +88,7 @@ def test_fans_against_torch_itself():
     torch = pytest.importorskip("torch", reason="torch (CPU, test-only) is not installed")
     from torch.nn.init import _calculate_fan_in_and_fan_out as fans
 
-    plan = build_plan(ZOO)
+    plan = plan_of(ZOO)
     for t in plan.selected:
         if t.spec.role == "weight" and len(t.shape) >= 2:
             assert fans(torch.empty(t.shape)) == (t.spec.fan_in, t.spec.fan_out), t.name

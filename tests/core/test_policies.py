@@ -4,12 +4,12 @@ import math
 
 import pytest
 
-from service.core import build_plan
+from tests.helpers import plan_of
 from tests.helpers import MLP, ZOO
 
 
 def _theory(doc):
-    return {t.name: t.theory() for t in build_plan(doc).selected}
+    return {t.name: t.theory() for t in plan_of(doc).selected}
 
 
 @pytest.mark.parametrize("activation,scheme", [
@@ -36,7 +36,7 @@ def test_auto_leaky_slope():
 
 
 def test_plan_layers_summarize_the_choice():
-    plan = build_plan(MLP)
+    plan = plan_of(MLP)
     summary = plan.layer_summary()
     assert [s["scheme"] for s in summary] == ["he_normal", "xavier_uniform", "xavier_uniform"]
     assert all(s["reason"] for s in summary)
@@ -82,7 +82,7 @@ def test_keras_default():
     assert th["lstm.weight_hh"]["distribution"] == "orthogonal"
     assert th["lstm.bias_ih"]["distribution"] == "lstm_forget_bias" and th["lstm.bias_hh"]["mean"] == 0
     assert th["emb.weight"]["bounds"] == pytest.approx([-0.05, 0.05])
-    plan = build_plan({**ZOO, "scheme": "keras_default", "layout": "keras", "tensors": ["lstm.bias_ih"]})
+    plan = plan_of({**ZOO, "scheme": "keras_default", "layout": "keras", "tensors": ["lstm.bias_ih"]})
     v = plan.selected[0].generate()
     assert (v[32:64] == 1).all() and (v[:32] == 0).all() and (v[64:] == 0).all()
 

@@ -8,8 +8,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from service.core import build_plan, streams
-from service.core.report import sha256_of
+from service.core import streams
+
+from tests.helpers import plan_of
+from service.output.report import sha256_of
 from tests.helpers import MLP, ZOO, tensor_doc
 
 SCHEMES = ["he_normal", "xavier_uniform", {"name": "xavier_normal", "truncate": True}, "orthogonal",
@@ -17,7 +19,7 @@ SCHEMES = ["he_normal", "xavier_uniform", {"name": "xavier_normal", "truncate": 
 
 
 def _digests(doc):
-    return {t.name: sha256_of(t.generate()) for t in build_plan(doc).selected}
+    return {t.name: sha256_of(t.generate()) for t in plan_of(doc).selected}
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=str)
@@ -41,7 +43,7 @@ def test_selection_does_not_change_values():
 
 def test_values_independent_of_threads_and_chunking():
     doc = tensor_doc((3, streams.BLOCK_ELEMENTS + 12345), "he_normal", seed=5)
-    t = build_plan(doc).selected[0]
+    t = plan_of(doc).selected[0]
     whole_parallel = t.generate(parallel=True)
     whole_serial = t.generate(parallel=False)
     blocks = np.concatenate([b.copy() for b in t.blocks(parallel=True)])
@@ -54,7 +56,7 @@ def test_any_block_can_be_drawn_alone():
     doc = {"architecture": {"layers": [{"type": "dense", "name": "a", "in_features": 3, "out_features": 3},
                                        {"type": "tensor", "name": "big", "shape": [4 * streams.BLOCK_ELEMENTS + 7]}]},
            "scheme": "xavier_uniform", "seed": 77}
-    plan = build_plan(doc)
+    plan = plan_of(doc)
     big = plan.selected[2]
     assert big.position == 2
     full = big.generate()
@@ -66,8 +68,8 @@ def test_any_block_can_be_drawn_alone():
 
 
 def test_layout_changes_shape_not_theory():
-    t = {x.name: x.theory() for x in build_plan({**ZOO, "seed": 1}).selected}
-    k = {x.name: x.theory() for x in build_plan({**ZOO, "seed": 1, "layout": "keras"}).selected}
+    t = {x.name: x.theory() for x in plan_of({**ZOO, "seed": 1}).selected}
+    k = {x.name: x.theory() for x in plan_of({**ZOO, "seed": 1, "layout": "keras"}).selected}
     for name in t:
         for key in ("fan_in", "fan_out", "variance", "bounds", "distribution"):
             assert t[name][key] == k[name][key], (name, key)
@@ -88,7 +90,7 @@ GOLDEN_DOCS = {
 
 def _golden(doc):
     h = hashlib.sha256()
-    plan = build_plan(doc)
+    plan = plan_of(doc)
     for t in plan.selected:
         if t.distribution.name == "orthogonal":
             continue

@@ -94,10 +94,11 @@ def test_orthogonal_is_orthogonal(shape, dtype, layout, gain):
 
 
 def test_orthogonal_needs_rank_2():
-    from service.core import SpecError, build_plan
+    from service.core import SpecError
+    from tests.helpers import plan_of
 
     with pytest.raises(SpecError, match="rank >= 2"):
-        build_plan(tensor_doc((10,), "orthogonal"))
+        plan_of(tensor_doc((10,), "orthogonal"))
 
 
 @pytest.mark.parametrize("shape", [(4, 4), (3, 5), (6, 2)])
@@ -110,12 +111,12 @@ def test_identity(shape):
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("kernel", [[3], [3, 3], [2, 4], [3, 1, 3]])
 def test_dirac_passes_the_input_through(groups, kernel):
-    from service.core import build_plan
+    from tests.helpers import plan_of
 
     d = len(kernel)
     doc = {"architecture": {"layers": [{"type": f"conv{d}d", "name": "c", "in_channels": 4, "out_channels": 4,
                                         "kernel_size": kernel, "groups": groups}]}, "scheme": "dirac"}
-    t = build_plan(doc).selected[0]
+    t = plan_of(doc).selected[0]
     w = t.generate().astype(np.float64)
     centre = tuple(k // 2 for k in kernel)
     per = 4 // groups

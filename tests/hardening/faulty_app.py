@@ -7,7 +7,7 @@
   ``WEIGHTINIT_TEST_FAULT_BYTES`` bytes (default 4 MiB) went out, as a failing encoder would;
 - ``WEIGHTINIT_TEST_FAULT=short`` makes it stop there silently, as a buggy encoder would.
 
-The fault wraps what ``/v1/weights`` gets from ``encode`` (whatever the encoders do inside).
+The fault wraps what ``/v1/weights`` gets from ``formats.encode`` (whatever the encoders do inside).
 Nothing here is importable from the service package; it only wraps it.
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+
+from service.output import formats as _formats
 
 SECRET = "secret-internals: /etc/shadow password=hunter2"
 
@@ -39,6 +41,16 @@ def _faulty(encode, mode: str, limit: int):
     return faulty_encode
 
 
+class _FaultyFormats:
+    """The formats registry as ``service.api.weights`` sees it, with a faulty ``encode``."""
+
+    def __init__(self, encode):
+        self.encode = encode
+
+    def __getattr__(self, name):
+        return getattr(_formats, name)
+
+
 def create():
     from service import create_app
     from service.api import weights
@@ -52,5 +64,6 @@ def create():
     mode = os.environ.get("WEIGHTINIT_TEST_FAULT")
     if mode:
         assert mode in ("raise", "short"), mode
-        weights.encode = _faulty(weights.encode, mode, int(os.environ.get("WEIGHTINIT_TEST_FAULT_BYTES", str(4 << 20))))
+        weights.formats = _FaultyFormats(_faulty(_formats.encode, mode, int(os.environ.get("WEIGHTINIT_TEST_FAULT_BYTES",
+                                                                                           str(4 << 20)))))
     return app

@@ -21,9 +21,9 @@ import pytest
 import requests
 
 from service.api.app import MAX_HEADER_LENGTHS
-from service.core import build_plan
+from tests.helpers import plan_of
 from service.core.errors import SpecError
-from service.encoders import encode
+from tests.helpers import artifact_of as encode
 
 from .conftest import TIMEOUT, raw_request, reset_peak_rss, rss_kib, single_worker
 
@@ -360,7 +360,7 @@ def test_names_that_could_reach_files_headers_or_metadata_are_refused_by_the_eng
     """The CLI and other direct callers skip marshmallow: the engine applies the same name rule."""
     for name in ["a/b", "..", "../x", 'a"b', "a\nb", "a\x00b", "caf\u00e9", "a b", "", "a" * 129, ".hidden", "x."]:
         with pytest.raises(SpecError) as e:
-            build_plan(doc(layer(name=name)))
+            plan_of(doc(layer(name=name)))
         assert e.value.field == "architecture.layers.0.name", (name, e.value.field)
 
 
@@ -426,7 +426,7 @@ def test_zz_after_the_whole_suite_the_same_worker_answers_correctly(one_worker_s
                                       "activation": "relu"}, {"type": "conv2d", "name": "c", "in_channels": 4,
                                                               "out_channels": 8, "kernel_size": [3, 3]}]},
          "scheme": "he_normal", "seed": 1234, "dtype": "float16"}
-    plan = build_plan(d)
+    plan = plan_of(d)
     for fmt in ("json", "npz", "safetensors"):
         r = _post(one_worker_server, "/v1/weights", dumps({**d, "format": fmt}), {})
         assert r.status_code == 200
@@ -435,7 +435,7 @@ def test_zz_after_the_whole_suite_the_same_worker_answers_correctly(one_worker_s
     r = _post(one_worker_server, "/v1/weights", dumps({**d, "tensors": ["fc1.weight"], "format": "npy"}), {})
     np.testing.assert_array_equal(np.load(io.BytesIO(r.content), allow_pickle=False), plan.selected[0].generate())
     assert hashlib.sha256(r.content).digest() == hashlib.sha256(
-        b"".join(bytes(c) for c in encode(build_plan({**d, "tensors": ["fc1.weight"]}), "npy").chunks())).digest()
+        b"".join(bytes(c) for c in encode(plan_of({**d, "tensors": ["fc1.weight"]}), "npy").chunks())).digest()
     err = one_worker_server.error_log()
     assert "Traceback" not in err, err[-3000:]
     assert "Worker exiting" not in err and err.count("Booting worker") == 1

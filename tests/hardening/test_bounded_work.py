@@ -17,7 +17,8 @@ import requests
 from service import create_app
 from service.api.cache import MAX_BODY_BYTES, MAX_BYTES, PLAN_BYTES_PER_TENSOR
 from service.api.errors import MAX_FIELD_ERRORS
-from service.core import build_plan, matrix_cache
+from service.core import matrix_cache
+from tests.helpers import plan_of
 from service.core.selection import MAX_PATTERN_WORK
 
 from ..api.helpers import assert_problem
@@ -99,7 +100,7 @@ def test_one_whole_matrix_over_the_memory_bound_is_a_413_naming_max_matrix_bytes
 def test_a_range_part_is_held_to_the_whole_matrices_its_bytes_overlap():
     # Two 256 x 256 orthogonal layers; the budget admits one QR, not two: the whole artifact is a 413,
     # a part within one layer's bytes is a 206, a part spanning both is a 413.
-    one = build_plan({"architecture": {"layers": [{"type": "tensor", "name": "q", "shape": [256, 256]}]},
+    one = plan_of({"architecture": {"layers": [{"type": "tensor", "name": "q", "shape": [256, 256]}]},
                       "scheme": "orthogonal"}).selected[0].matrix_work().flops
     c = create_app({"max_matrix_flops": one + one // 2}).test_client()
     doc = {"architecture": {"layers": [{"type": "tensor", "name": "a", "shape": [256, 256]},
@@ -141,8 +142,8 @@ def test_the_response_cache_counts_the_json_bodies_it_keeps():
                                         "scheme": "he_normal", "seed": seed})
         assert r.status_code == 200 and 700_000 < len(r.data) <= MAX_BODY_BYTES
     held = sum(len(e.body or b"") + e.held for e in cache._items.values())
-    kept = [e for e in cache._items.values() if "json" in e.extra]
-    assert kept and all(e.held >= len(e.extra["json"][0]) + PLAN_BYTES_PER_TENSOR for e in kept)
+    kept = [e for e in cache._items.values() if e.json is not None]
+    assert kept and all(e.held >= len(e.json[0]) + PLAN_BYTES_PER_TENSOR for e in kept)
     assert cache.stats()["bytes"] == held <= MAX_BYTES
 
 

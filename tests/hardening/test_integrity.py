@@ -23,8 +23,8 @@ import threading
 import pytest
 import requests
 
-from service.core import build_plan
-from service.encoders import encode
+from tests.helpers import plan_of
+from tests.helpers import artifact_of as encode
 from tests.conftest import ROOT
 
 from .conftest import TIMEOUT, start_server, stop_server, wait_for
@@ -40,7 +40,7 @@ DIGEST = re.compile(r"^sha-256=:([A-Za-z0-9+/]{43}=):$")
 
 
 def engine_bytes(doc: dict, fmt: str) -> bytes:
-    return b"".join(bytes(c) for c in encode(build_plan({k: v for k, v in doc.items() if k != "format"}), fmt).chunks())
+    return b"".join(bytes(c) for c in encode(plan_of({k: v for k, v in doc.items() if k != "format"}), fmt).chunks())
 
 
 def digest_of(r: requests.Response) -> bytes | None:

@@ -29,8 +29,10 @@ import time
 import pytest
 import requests
 
-from service.core import build_plan, streams
-from service.encoders import encode
+from service.core import streams
+
+from tests.helpers import plan_of
+from tests.helpers import artifact_of as encode
 
 from .conftest import (HERE, TIMEOUT, cpu_seconds, healthy, proc_threads, rss_kib, single_worker, start_server,
                        stop_server, wait_for)
@@ -45,7 +47,7 @@ BIG = {"architecture": {"layers": [{"type": "tensor", "name": "big", "shape": [8
 
 
 def engine_bytes(doc: dict, fmt: str) -> bytes:
-    return b"".join(bytes(c) for c in encode(build_plan({k: v for k, v in doc.items() if k != "format"}), fmt).chunks())
+    return b"".join(bytes(c) for c in encode(plan_of({k: v for k, v in doc.items() if k != "format"}), fmt).chunks())
 
 
 def post(server, doc, **kw):
@@ -135,7 +137,7 @@ def test_an_artifact_stream_closes_its_encoder_on_every_exit():
 
     from service.api.weights import _stream
 
-    artifact = encode(build_plan({k: v for k, v in BIG.items() if k != "format"}), "npy")
+    artifact = encode(plan_of({k: v for k, v in BIG.items() if k != "format"}), "npy")
     closed = []
 
     def chunks():
@@ -173,7 +175,7 @@ def test_clients_hanging_up_mid_stream_leave_the_worker_clean(tmp_path):
     try:
         pid = single_worker(s)
         request = http_request(BIG)
-        expected_length = encode(build_plan({k: v for k, v in BIG.items() if k != "format"}), "npy").length  # lazy
+        expected_length = encode(plan_of({k: v for k, v in BIG.items() if k != "format"}), "npy").length  # lazy
 
         def hang_up_after(nbytes: int):
             with socket.create_connection(("127.0.0.1", s.port), timeout=30) as c:

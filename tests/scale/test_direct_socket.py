@@ -9,15 +9,15 @@ import time
 
 import requests
 
-from service.core import build_plan
-from service.encoders import encode
+from tests.helpers import plan_of
+from tests.helpers import artifact_of as encode
 
 BIG = {"architecture": {"layers": [{"type": "tensor", "name": "w", "shape": [3000, 1000]}]}, "seed": 12,
        "format": "safetensors"}  # 12 MB: over WEIGHTINIT_DIGEST_MAX_BYTES, so it streams
 
 
 def test_direct_writes_are_whole_keep_alive_and_logged(server):
-    plan = build_plan({k: v for k, v in BIG.items() if k != "format"})
+    plan = plan_of({k: v for k, v in BIG.items() if k != "format"})
     expected = b"".join(bytes(c) for c in encode(plan, "safetensors").chunks())
     with requests.Session() as s:
         r1 = s.post(server.url + "/v1/weights", json=BIG, headers={"X-Request-ID": "direct-1"}, timeout=60)

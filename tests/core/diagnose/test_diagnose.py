@@ -1,5 +1,9 @@
 """Signal-propagation diagnostics (service.core.diagnose): the classic notes, measured.
 
+Documents are validated as the API validates them (service.document), once; a bad document's
+error is the boundary's when the document's shape is wrong, the engine's when only the network
+can say (layers that cannot run or do not fit, schemes that cannot apply).
+
 Seeded and deterministic. The 20-layer, width-256 networks run once per module (one diagnose
 call per activation, every scheme of the claim compared in it).
 """
@@ -13,10 +17,34 @@ import math
 import numpy as np
 import pytest
 
-from service.core import SpecError, build_plan
+from service.core import SpecError
 from service.core import diagnose as dg
+from service.core.diagnose import measure, network
+from service.core.activations import Activation
 from service.core.dtypes import as_float
-from service.core.layers import Activation
+from service.document import ValidationError, flatten_messages, load_diagnose_request
+from tests.helpers import plan_of
+
+
+def diagnose(doc, **kw) -> dict:
+    """A diagnose document, validated as the API validates it, run."""
+    return dg.diagnose(load_diagnose_request(doc), **kw)
+
+
+def probe_of(doc) -> dg.Probe:
+    return dg.build_probe(load_diagnose_request(doc))
+
+
+def problem(doc) -> tuple[str, str, str | None]:
+    """(field, message, limit) of a bad document: the boundary's first error, else the engine's."""
+    try:
+        dg.diagnose(load_diagnose_request(doc))
+    except ValidationError as e:
+        field, messages = next(iter(flatten_messages(e.messages).items()))
+        return field, messages[0], None
+    except SpecError as e:
+        return e.field, e.message, e.limit
+    raise AssertionError("no error")
 
 DEPTH, WIDTH, BATCH = 20, 256, 256
 XAVIER_TANH = {"name": "xavier_normal", "gain": "tanh"}   # Xavier with PyTorch's calculate_gain('tanh') = 5/3
@@ -41,18 +69,18 @@ def act_std(result):
 
 @pytest.fixture(scope="module")
 def tanh_report():
-    return dg.diagnose(mlp("tanh", schemes=[XAVIER_TANH, "xavier_normal", SMALL, LARGE, "zeros", CONST],
+    return diagnose(mlp("tanh", schemes=[XAVIER_TANH, "xavier_normal", SMALL, LARGE, "zeros", CONST],
                            batch=BATCH, seed=7))
 
 
 @pytest.fixture(scope="module")
 def relu_report():
-    return dg.diagnose(mlp("relu", schemes=["he_normal", "xavier_normal", "zeros", CONST], batch=BATCH, seed=7))
+    return diagnose(mlp("relu", schemes=["he_normal", "xavier_normal", "zeros", CONST], batch=BATCH, seed=7))
 
 
 @pytest.fixture(scope="module")
 def linear_report():
-    return dg.diagnose(mlp("linear", schemes=[{"name": "xavier_normal", "gain": 1.5}, "xavier_normal"],
+    return diagnose(mlp("linear", schemes=[{"name": "xavier_normal", "gain": 1.5}, "xavier_normal"],
                            batch=BATCH, seed=7))
 
 
@@ -156,7 +184,7 @@ def test_linear_at_1_5x_xavier_explodes(linear_report):
 
 
 def test_sigmoid_with_xavier_still_vanishes_and_says_why():
-    r = dg.diagnose(mlp("sigmoid", depth=12, width=64, schemes=["xavier_normal"], batch=64))["results"][0]
+    r = diagnose(mlp("sigmoid", depth=12, width=64, schemes=["xavier_normal"], batch=64))["results"][0]
     assert r["verdict"] == "vanishing"
     assert "1/4" in r["explanation"]
 
@@ -188,7 +216,7 @@ def test_response_shape(tanh_report):
         assert len(res["layers"]) == DEPTH
         for lay in res["layers"]:
             h = lay["activation"]["histogram"]
-            assert len(h["counts"]) == dg.HIST_BINS and len(h["edges"]) == dg.HIST_BINS + 1
+            assert len(h["counts"]) == measure.HIST_BINS and len(h["edges"]) == measure.HIST_BINS + 1
             assert sum(h["counts"]) == BATCH * WIDTH
             assert lay["dead_fraction"] is None and lay["saturated_fraction"] is not None
             w = lay["weight"]
@@ -198,23 +226,23 @@ def test_response_shape(tanh_report):
 
 def test_default_scheme_is_the_requests():
     doc = mlp("relu", depth=2, width=8, batch=16)
-    assert [res["scheme"] for res in dg.diagnose(doc)["results"]] == [{"name": "auto"}]
+    assert [res["scheme"] for res in diagnose(doc)["results"]] == [{"name": "auto"}]
     doc["scheme"] = "lecun_uniform"
-    assert dg.diagnose(doc)["results"][0]["scheme"]["name"] == "lecun_uniform"
-    assert dg.diagnose({k: v for k, v in doc.items() if k != "batch"})["batch"] == dg.BATCH_DEFAULT
+    assert diagnose(doc)["results"][0]["scheme"]["name"] == "lecun_uniform"
+    assert diagnose({k: v for k, v in doc.items() if k != "batch"})["batch"] == dg.BATCH_DEFAULT
 
 
 def test_deterministic_and_seeded():
     doc = mlp("gelu", depth=3, width=16, schemes=["he_normal", "lecun_uniform"], batch=8, seed=123)
-    a, b = dg.diagnose(doc), dg.diagnose(json.loads(json.dumps(doc)))
+    a, b = diagnose(doc), diagnose(json.loads(json.dumps(doc)))
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-    c = dg.diagnose({**doc, "seed": 124})
+    c = diagnose({**doc, "seed": 124})
     assert c["results"][0]["layers"][0]["activation"]["std"] != a["results"][0]["layers"][0]["activation"]["std"]
 
 
 def test_schemes_see_the_same_probe():
     """Input and output gradient depend on the seed only, so schemes are compared on the same data."""
-    p = dg.parse_request(mlp("tanh", depth=2, width=4, batch=5, seed=3))
+    p = probe_of(mlp("tanh", depth=2, width=4, batch=5, seed=3))
     x1, g1 = dg.probe_streams(3, 5, p.input_shape, (4,))
     x2, g2 = dg.probe_streams(3, 5, p.input_shape, (4,))
     assert np.array_equal(x1, x2) and np.array_equal(g1, g2) and not np.array_equal(x1[:, :4], g1)
@@ -232,8 +260,8 @@ def test_runs_exactly_the_engines_weights_and_biases(layout, dtype):
         {"type": "dense", "name": "o", "in_features": 6, "out_features": 4, "activation": "softmax", "bias": False},
     ]}, "scheme": "he_uniform", "bias": {"name": "uniform", "low": -0.3, "high": 0.3}, "dtype": dtype, "layout": layout,
         "seed": 11, "batch": 6, "spatial_size": [5, 4]}
-    report = dg.diagnose(doc)["results"][0]
-    plan = build_plan({k: v for k, v in doc.items() if k not in ("batch", "spatial_size")})
+    report = diagnose(doc)["results"][0]
+    plan = plan_of({k: v for k, v in doc.items() if k not in ("batch", "spatial_size")})
     tensors = {t.name: t for t in plan.tensors}
 
     def torch_view(name):
@@ -299,7 +327,7 @@ def test_conv_forward_matches_the_naive_reference(C, O, groups, kernel, spatial,
     x = rng.standard_normal((2, C, *spatial))
     w = rng.standard_normal((O, C // groups, *kernel))
     b = rng.standard_normal(O) if bias else None
-    np.testing.assert_allclose(dg.conv_forward(x, w, b, groups), naive_conv(x, w, b, groups), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(network.conv_forward(x, w, b, groups), naive_conv(x, w, b, groups), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("C,O,groups,kernel,spatial", CONV_CASES)
@@ -310,10 +338,10 @@ def test_conv_backward_is_the_adjoint_of_forward(C, O, groups, kernel, spatial):
     x = rng.standard_normal((2, C, *spatial))
     w = rng.standard_normal((O, C // groups, *kernel))
     delta = rng.standard_normal((2, O, *spatial))
-    dx, dW, db = dg.conv_backward(x, w, delta, groups)
+    dx, dW, db = network.conv_backward(x, w, delta, groups)
 
     def f(xx, ww):
-        return float(np.sum(delta * dg.conv_forward(xx, ww, None, groups)))
+        return float(np.sum(delta * network.conv_forward(xx, ww, None, groups)))
 
     for idx in itertools.islice(np.ndindex(*x.shape), 0, None, 3):
         e = np.zeros_like(x)
@@ -331,9 +359,9 @@ def test_conv_chunking_does_not_change_results(monkeypatch):
     x = rng.standard_normal((7, 4, 6, 5))
     w = rng.standard_normal((6, 2, 3, 3))
     delta = rng.standard_normal((7, 6, 6, 5))
-    whole = dg.conv_forward(x, w, None, 2), dg.conv_backward(x, w, delta, 2)
-    monkeypatch.setattr(dg, "CONV_CHUNK_BYTES", 1)     # one example per chunk
-    chunked = dg.conv_forward(x, w, None, 2), dg.conv_backward(x, w, delta, 2)
+    whole = network.conv_forward(x, w, None, 2), network.conv_backward(x, w, delta, 2)
+    monkeypatch.setattr(network, "CONV_CHUNK_BYTES", 1)     # one example per chunk
+    chunked = network.conv_forward(x, w, None, 2), network.conv_backward(x, w, delta, 2)
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-13, atol=1e-13)
     for a, b in zip(chunked[1], whole[1]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -354,7 +382,7 @@ def test_conv_matches_torch():
             pad = [p for k in reversed(kernel) for p in ((k - 1) // 2, k - 1 - (k - 1) // 2)]
             conv = F.conv1d if len(kernel) == 1 else F.conv2d
             ref = conv(F.pad(xt, pad), torch.tensor(w), torch.tensor(b), groups=groups).numpy()
-        np.testing.assert_allclose(dg.conv_forward(x, w, b, groups), ref, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(network.conv_forward(x, w, b, groups), ref, rtol=1e-10, atol=1e-10)
 
 
 # --------------------------------------------------------------------------- gradient check
@@ -386,7 +414,7 @@ def _grad_doc(spec, spatial):
 @pytest.mark.parametrize("net", GRAD_NETS)
 def test_backward_matches_finite_differences(net):
     spatial = {"conv": [5], "conv2d": [3, 3]}.get(net)
-    probe = dg.parse_request(_grad_doc(GRAD_NETS[net], spatial))
+    probe = probe_of(_grad_doc(GRAD_NETS[net], spatial))
     rng = np.random.default_rng(10)
     ws = [rng.standard_normal(st.weight_shape) * 0.7 for st in probe.stages]
     bs = [rng.standard_normal(st.units) * 0.3 for st in probe.stages]
@@ -394,10 +422,10 @@ def test_backward_matches_finite_differences(net):
     G = rng.standard_normal((probe.batch, *probe.stages[-1].out_shape))
 
     def loss(ws_, bs_, x_):
-        out = dg.Network(probe.stages, ws_, bs_).run_forward(x_)
+        out = network.Network(probe.stages, ws_, bs_).run_forward(x_)
         return float(np.sum(G * out)) / len(x_)
 
-    net_ = dg.Network(probe.stages, ws, bs)
+    net_ = network.Network(probe.stages, ws, bs)
     net_.run_forward(x)
     steps = list(net_.backward(G))
     grads = {i: (dW, db) for i, _, _, dW, db in steps if i >= 0}
@@ -435,14 +463,14 @@ def test_activation_derivatives(act):
     z = rng.standard_normal((4, 5)) * 2
     z[np.abs(z) < 1e-3] = 0.5                         # keep off the ReLU kink
     g = rng.standard_normal((4, 5))
-    got = dg.activation_backward(a, z, dg.activate(a, z), g)
+    got = network.activation_backward(a, z, network.activate(a, z), g)
     eps = 1e-6
     num = np.zeros_like(z)
     for idx in np.ndindex(*z.shape):
         zp, zm = z.copy(), z.copy()
         zp[idx] += eps
         zm[idx] -= eps
-        num[idx] = np.sum(g * (dg.activate(a, zp) - dg.activate(a, zm))) / (2 * eps)
+        num[idx] = np.sum(g * (network.activate(a, zp) - network.activate(a, zm))) / (2 * eps)
     np.testing.assert_allclose(got, num, rtol=1e-6, atol=1e-8)
 
 
@@ -456,7 +484,7 @@ def test_activations_match_torch():
            "silu": F.silu(zt), "tanh": torch.tanh(zt), "sigmoid": torch.sigmoid(zt), "selu": F.selu(zt),
            "softmax": F.softmax(zt, dim=1), "linear": zt}
     for name, r in ref.items():
-        np.testing.assert_allclose(dg.activate(Activation(name), z), r.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(network.activate(Activation(name), z), r.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -478,7 +506,7 @@ BAD = [
     (arch({"type": "conv_transpose2d", "in_channels": 2, "out_channels": 2, "kernel_size": 3}),
      "architecture.layers.0.type", "diagnose runs"),
     (arch({"type": "conv3d", "in_channels": 2, "out_channels": 2, "kernel_size": 3}), "architecture.layers.0.type", "conv2d"),
-    (arch(dense(4, 4, "swish")), "architecture.layers.0.activation", "unknown activation"),
+    (arch(dense(4, 4, "swish")), "architecture.layers.0.activation", "Must be one of: linear"),
     (arch(dense(4, 4, "softmax"), dense(4, 2)), "architecture.layers.0.activation", "last layer"),
     (arch(dense(4, 5), dense(4, 2)), "architecture.layers.1.in_features", "output size 5"),
     (arch(conv("conv2d", 3, 8, 3), conv("conv2d", 4, 8, 3)), "architecture.layers.1.in_channels", "out_channels 8"),
@@ -487,13 +515,13 @@ BAD = [
     (arch(conv("conv1d", 3, 4, 3), dense(100, 2)), "architecture.layers.1.in_features", "flattened output size 128"),
     (arch(conv("conv2d", 3, 4, 3), dense(4, 2), spatial_size=[2, 2]), "architecture.layers.1.in_features", "16"),
     (arch(conv("conv2d", 3, 4, 3, groups=2)), "architecture.layers.0.groups", "divide"),
-    (arch(dense(4, 4), batch=1), "batch", "between 2"),
-    (arch(dense(4, 4), batch=dg.BATCH_MAX + 1), "batch", "between"),
+    (arch(dense(4, 4), batch=1), "batch", "greater than or equal to 2"),
+    (arch(dense(4, 4), batch=dg.BATCH_MAX + 1), "batch", f"less than or equal to {dg.BATCH_MAX}"),
     (arch(dense(4, 4), batch=True), "batch", "integer"),
     (arch(dense(4, 4), batch="8"), "batch", "integer"),
-    (arch(dense(4, 4), schemes=[]), "schemes", "non-empty"),
+    (arch(dense(4, 4), schemes=[]), "schemes", "Length must be between 1"),
     (arch(dense(4, 4), schemes="he_normal"), "schemes", "list"),
-    (arch(dense(4, 4), schemes=["he_normal"] * (dg.SCHEMES_MAX + 1)), "schemes", f"at most {dg.SCHEMES_MAX}"),
+    (arch(dense(4, 4), schemes=["he_normal"] * (dg.SCHEMES_MAX + 1)), "schemes", f"between 1 and {dg.SCHEMES_MAX}"),
     (arch(dense(4, 4), schemes=["he_normal", "nope"]), "schemes.1.name", "unknown scheme"),
     (arch(dense(4, 4), schemes=["he_normal", {"name": "normal", "std": -1}]), "schemes.1.std", "> 0"),
     (arch(dense(4, 4), schemes=["he_normal", "dirac"]), "schemes.1", "dirac"),
@@ -501,20 +529,19 @@ BAD = [
     (arch(dense(4, 4), tensors=["0.weight"]), "tensors", "whole network"),
     (arch(dense(4, 4), spatial_size=[8]), "spatial_size", "first layer is a conv"),
     (arch(conv("conv2d", 3, 4, 3), spatial_size=[8]), "spatial_size", "2 integers"),
-    (arch(conv("conv2d", 3, 4, 3), spatial_size=[8, 0]), "spatial_size.1", "between 1"),
-    (arch(dense(4, 4), probe=3), "probe", "unknown field"),
-    (arch(), "architecture.layers", "at least one"),
-    ([1, 2], "", "JSON object"),
+    (arch(conv("conv2d", 3, 4, 3), spatial_size=[8, 0]), "spatial_size", "between 1"),
+    (arch(dense(4, 4), probe=3), "probe", "Unknown field"),
+    (arch(), "architecture.layers", "Length must be between 1"),
+    ([1, 2], "_schema", "JSON object"),
 ]
 
 
 @pytest.mark.parametrize("doc,field,words", BAD, ids=[f"{i}-{c[1]}" for i, c in enumerate(BAD)])
 def test_bad_input_names_the_field(doc, field, words):
-    with pytest.raises(SpecError) as e:
-        dg.diagnose(doc)
-    assert e.value.field == field
-    assert words in e.value.message
-    assert e.value.limit is None
+    got_field, message, limit = problem(doc)
+    assert got_field == field
+    assert words in message
+    assert limit is None
 
 
 # --------------------------------------------------------------------------- cost and limits
@@ -522,12 +549,12 @@ def test_bad_input_names_the_field(doc, field, words):
 def test_cost_is_estimated_from_the_document():
     doc = arch(conv("conv2d", 3, 8, [3, 3], groups=1), conv("conv2d", 8, 8, [1, 3], groups=2), dense(8 * 4 * 4, 5),
                spatial_size=[4, 4], batch=10, schemes=["he_normal", "xavier_uniform", "zeros"])
-    c = dg.estimate_cost(doc)
+    c = dg.estimate_cost(probe_of(doc))
     fwd = 8 * 16 * 3 * 9 + 8 * 16 * 4 * 3 + 5 * 128   # per example: outputs x (in/groups * kernel)
     assert c["multiply_adds"] == 3 * 3 * 10 * fwd
     assert c["weight_elements"] == 3 * (8 * 3 * 9 + 8 + 8 * 4 * 3 + 8 + 5 * 128 + 5)
     assert c["peak_bytes"] > 8 * 10 * (48 + 2 * (128 + 128 + 5))
-    bigger = dg.estimate_cost({**doc, "batch": 20})
+    bigger = dg.estimate_cost(probe_of({**doc, "batch": 20}))
     assert bigger["multiply_adds"] == 2 * c["multiply_adds"] and bigger["peak_bytes"] > c["peak_bytes"]
 
 
@@ -545,7 +572,7 @@ def test_limits_are_checked_before_anything_is_drawn(limits, name, field, monkey
     monkeypatch.setattr(TensorPlan, "generate", boom)
     doc = mlp("relu", depth=3, width=32, batch=16)
     with pytest.raises(SpecError) as e:
-        dg.diagnose(doc, limits=limits)
+        diagnose(doc, limits=limits)
     assert e.value.limit == name and e.value.field == field
     assert e.value.requested > e.value.allowed == next(iter(limits.values()))
 
@@ -556,16 +583,16 @@ def test_unknown_limit_keys_are_a_programming_error():
 
 
 def test_fingerprint_follows_the_normalized_request():
-    a = dg.parse_request(mlp("relu", depth=2, width=8, batch=16, schemes=["kaiming_normal"]))
-    b = dg.parse_request(mlp("relu", depth=2, width=8, batch=16, schemes=[{"name": "he_normal", "mode": "fan_in"}]))
-    c = dg.parse_request(mlp("relu", depth=2, width=8, batch=17, schemes=["he_normal"]))
+    a = probe_of(mlp("relu", depth=2, width=8, batch=16, schemes=["kaiming_normal"]))
+    b = probe_of(mlp("relu", depth=2, width=8, batch=16, schemes=[{"name": "he_normal", "mode": "fan_in"}]))
+    c = probe_of(mlp("relu", depth=2, width=8, batch=17, schemes=["he_normal"]))
     assert dg.fingerprint(a) == dg.fingerprint(b) != dg.fingerprint(c)
 
 
 def test_limits_that_fit_pass():
     doc = mlp("relu", depth=2, width=8, batch=16)
-    c = dg.estimate_cost(doc)
-    out = dg.diagnose(doc, limits={"max_batch": 16, "max_cost": c["multiply_adds"],
+    c = dg.estimate_cost(probe_of(doc))
+    out = diagnose(doc, limits={"max_batch": 16, "max_cost": c["multiply_adds"],
                                    "max_bytes": c["peak_bytes"]})
     assert out["cost"] == c
 
@@ -586,10 +613,10 @@ def test_peak_bytes_bounds_the_real_peak(case):
     import tracemalloc
 
     doc = PEAK_CASES[case]
-    est = dg.estimate_cost(doc)["peak_bytes"]
+    est = dg.estimate_cost(probe_of(doc))["peak_bytes"]
     tracemalloc.start()
     try:
-        dg.diagnose(doc)
+        diagnose(doc)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -601,7 +628,7 @@ def test_peak_bytes_bounds_the_real_peak(case):
 
 def test_overflow_is_reported_as_exploding_with_strict_json():
     doc = mlp("linear", depth=60, width=8, schemes=[{"name": "normal", "std": 1e5}], batch=4)
-    r = dg.diagnose(doc)["results"][0]
+    r = diagnose(doc)["results"][0]
     assert r["verdict"] == "exploding"
     over = [lay for lay in r["layers"] if lay["overflow"]]
     assert len(over) == 1

@@ -3,7 +3,7 @@
 import numpy as np
 
 from service.core.dtypes import DTYPES, float32_to_bfloat16_bits
-from service.encoders.jsonenc import _f64_to_bf16_bits, shortest_decimal
+from service.output.jsonenc import _f64_to_bf16_bits, shortest_decimal
 
 
 def _all_finite_16bit():

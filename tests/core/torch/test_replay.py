@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from service.core import build_plan
-from service.core.torch_rng import ORTHOGONAL_BOUND_FACTOR
-from service.encoders import encode
+from tests.helpers import plan_of
+from service.core.torch.init import ORTHOGONAL_BOUND_FACTOR
+from tests.helpers import artifact_of as encode
 
 torch = pytest.importorskip("torch", reason="torch (CPU, test-only) is not installed: `pip install torch==2.13.0`")
 nn = torch.nn
@@ -103,7 +103,7 @@ def _pytorch(arch, scheme, seed):
 def test_equals_pytorch(arch, scheme, seed):
     layers, _ = ARCHS[arch]
     doc = {"architecture": {"layers": layers}, "scheme": scheme, "rng": "torch", "seed": seed}
-    plan = build_plan(doc)
+    plan = plan_of(doc)
     expected = _pytorch(arch, scheme, seed)
     assert {t.name for t in plan.selected} == set(expected)
     for t in plan.selected:
@@ -124,9 +124,9 @@ def test_equals_pytorch(arch, scheme, seed):
 def test_subset_equals_full_run(arch):
     layers, _ = ARCHS[arch]
     doc = {"architecture": {"layers": layers}, "scheme": "he_normal", "rng": "torch", "seed": 3}
-    full = {t.name: t.generate() for t in build_plan(doc).selected}
+    full = {t.name: t.generate() for t in plan_of(doc).selected}
     for name in list(full)[::3]:
-        sub = build_plan({**doc, "tensors": [name]}).selected
+        sub = plan_of({**doc, "tensors": [name]}).selected
         assert [t.name for t in sub] == [name]
         assert np.array_equal(sub[0].generate(), full[name])
 
@@ -134,12 +134,12 @@ def test_subset_equals_full_run(arch):
 def test_keras_layout_is_the_transpose_and_dtypes_are_casts():
     layers, _ = ARCHS["mlp"]
     doc = {"architecture": {"layers": layers}, "scheme": "xavier_uniform", "rng": "torch", "seed": 11}
-    t = build_plan(doc).selected[0].generate()
-    k = build_plan({**doc, "layout": "keras"}).selected[0].generate()
+    t = plan_of(doc).selected[0].generate()
+    k = plan_of({**doc, "layout": "keras"}).selected[0].generate()
     assert np.array_equal(k, t.T)
-    f64 = build_plan({**doc, "dtype": "float64"}).selected[0].generate()
+    f64 = plan_of({**doc, "dtype": "float64"}).selected[0].generate()
     assert np.array_equal(f64, t.astype(np.float64))
-    bf = build_plan({**doc, "dtype": "bfloat16"}).selected[0].generate()
+    bf = plan_of({**doc, "dtype": "bfloat16"}).selected[0].generate()
     expect = torch.from_numpy(t).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     assert np.array_equal(bf, expect)
 
@@ -148,7 +148,7 @@ def test_keras_layout_is_the_transpose_and_dtypes_are_casts():
 def test_every_format_carries_the_torch_values(fmt):
     layers, _ = ARCHS["emb_ln_linear"]
     doc = {"architecture": {"layers": layers}, "scheme": "torch_default", "rng": "torch", "seed": 99}
-    plan = build_plan(doc)
+    plan = plan_of(doc)
     data = b"".join(bytes(c) for c in encode(plan, fmt).chunks())
     expected = _pytorch("emb_ln_linear", "torch_default", 99)
     if fmt == "npz":

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from service.encoders import floattext
+from service.output import floattext
 from tests.sanitizers import assert_clean, build, require_toolchain, run
 
 SOURCE = Path(floattext.__file__).parent / "_f32text.c"
 
 VECTORS = """
 import sys
-from service.encoders import floattext
+from service.output import floattext
 from tests.encoders import test_floattext as t
 printer = floattext.Printer(sys.argv[1])
 count = 0
@@ -31,7 +31,7 @@ print(count)
 ISSUE_12_CALL = """
 import sys
 import numpy as np
-from service.encoders import floattext
+from service.output import floattext
 printer = floattext.Printer(sys.argv[1])
 a = np.full(65536, -1.2345678e-6, np.float32)
 shape = np.array(a.shape, np.int64)

@@ -1,4 +1,4 @@
-"""service.core.torch_rng against a real PyTorch (CPU build, test-only dependency).
+"""service.core.torch (generator, init, modules) against a real PyTorch (CPU build, test-only dependency).
 
 Install it with ``.venv/bin/pip install torch==2.13.0`` (a local file); without it
 this module is skipped with that reason, never passed silently.  Each test seeds
@@ -26,13 +26,26 @@ torch = pytest.importorskip(
 )
 nn = torch.nn
 
-from service.core.torch_rng import (  # noqa: E402
-    DEFAULT_NORMAL_ULP_BOUND,
-    ORTHOGONAL_BOUND_FACTOR,
-    TorchCPUGenerator,
-    construct_module,
-    torch_fans,
-)
+from service.core.torch import init, modules  # noqa: E402
+from service.core.torch.generator import DEFAULT_NORMAL_ULP_BOUND, TorchCPUGenerator  # noqa: E402
+from service.core.torch.init import ORTHOGONAL_BOUND_FACTOR  # noqa: E402
+from service.core.torch.init import fans as torch_fans  # noqa: E402
+
+#: The module constructors by the short names the architectures below use.
+KINDS = {
+    "dense": modules.linear,
+    **{f"conv{d}d": (lambda d: lambda gen, **kw: modules.conv(gen, d, False, **kw))(d) for d in (1, 2, 3)},
+    **{f"conv_transpose{d}d": (lambda d: lambda gen, **kw: modules.conv(gen, d, True, **kw))(d) for d in (1, 2, 3)},
+    "embedding": modules.embedding,
+    **{k: (lambda k: lambda gen, **kw: modules.recurrent(gen, k, **kw))(k) for k in ("rnn", "lstm", "gru")},
+    "batchnorm": modules.batchnorm,
+    "layernorm": modules.layernorm,
+    "attention": modules.multihead_attention,
+}
+
+
+def construct_module(gen, kind, **kwargs):
+    return KINDS[kind](gen, **kwargs)
 
 SEEDS = [0, 1234, 2**32 + 17]  # 2**32 + 17 replays seed 17: torch keeps the low 32 bits
 
@@ -182,9 +195,9 @@ def test_init_functions_after_construction(seed):
         assert_same(gen.uniform_(shape, -0.3, 0.7), True, _apply("uniform_", shape, -0.3, 0.7), f"uniform_ {shape}")
         ours, exact = gen.normal_(shape, 0.25, 1.5)
         assert_normal(ours, exact, _apply("normal_", shape, 0.25, 1.5), f"normal_ {shape}", 1.5)
-        assert_same(gen.constant_(shape, 0.1), True, _apply("constant_", shape, 0.1), "constant_")
-        assert_same(gen.zeros_(shape), True, _apply("zeros_", shape), "zeros_")
-        assert_same(gen.ones_(shape), True, _apply("ones_", shape), "ones_")
+        assert_same(init.constant_(gen, shape, 0.1), True, _apply("constant_", shape, 0.1), "constant_")
+        assert_same(init.zeros_(gen, shape), True, _apply("zeros_", shape), "zeros_")
+        assert_same(init.ones_(gen, shape), True, _apply("ones_", shape), "ones_")
         for args in [(), (0.0, 0.02), (0.0, 1.0, -1.0, 1.0), (0.0, 1.0, -0.2, 0.3), (1.0, 2.0, 0.5, 5.0), (0.0, 1.0, 1.5, 2.5)]:
             ours, exact = gen.trunc_normal_(shape, *args)
             theirs = _apply("trunc_normal_", shape, *args)
@@ -193,33 +206,33 @@ def test_init_functions_after_construction(seed):
     for shape in SHAPES_2D:
         fan_in, fan_out = torch_fans(shape)
         assert (fan_in, fan_out) == nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
-        assert_same(gen.xavier_uniform_(shape), True, _apply("xavier_uniform_", shape), f"xavier_uniform_ {shape}")
-        assert_same(gen.xavier_uniform_(shape, gain=2.5), True, _apply("xavier_uniform_", shape, gain=2.5), "xu gain")
-        ours, exact = gen.xavier_normal_(shape, gain=0.5)
+        assert_same(init.xavier_uniform_(gen, shape), True, _apply("xavier_uniform_", shape), f"xavier_uniform_ {shape}")
+        assert_same(init.xavier_uniform_(gen, shape, gain=2.5), True, _apply("xavier_uniform_", shape, gain=2.5), "xu gain")
+        ours, exact = init.xavier_normal_(gen, shape, gain=0.5)
         assert_normal(ours, exact, _apply("xavier_normal_", shape, gain=0.5), f"xavier_normal_ {shape}", 0.5)
-        assert_same(gen.kaiming_uniform_(shape), True, _apply("kaiming_uniform_", shape), f"kaiming_uniform_ {shape}")
-        assert_same(gen.kaiming_uniform_(shape, a=math.sqrt(5), mode="fan_out"), True,
+        assert_same(init.kaiming_uniform_(gen, shape), True, _apply("kaiming_uniform_", shape), f"kaiming_uniform_ {shape}")
+        assert_same(init.kaiming_uniform_(gen, shape, a=math.sqrt(5), mode="fan_out"), True,
                     _apply("kaiming_uniform_", shape, a=math.sqrt(5), mode="fan_out"), "ku a=sqrt5 fan_out")
-        assert_same(gen.kaiming_uniform_(shape, nonlinearity="relu"), True,
+        assert_same(init.kaiming_uniform_(gen, shape, nonlinearity="relu"), True,
                     _apply("kaiming_uniform_", shape, nonlinearity="relu"), "ku relu")
-        ours, exact = gen.kaiming_normal_(shape, mode="fan_out", nonlinearity="relu")
+        ours, exact = init.kaiming_normal_(gen, shape, mode="fan_out", nonlinearity="relu")
         assert_normal(ours, exact, _apply("kaiming_normal_", shape, mode="fan_out", nonlinearity="relu"),
                       f"kaiming_normal_ {shape}", 1.0)
 
-        ours, exact = gen.orthogonal_(shape, gain=1.5)
+        ours, exact = init.orthogonal_(gen, shape, gain=1.5)
         n = max(shape[0], int(np.prod(shape)) // shape[0])
         assert exact is False
         assert_same(ours, False, _apply("orthogonal_", shape, gain=1.5), f"orthogonal_ {shape}",
                     bound=ORTHOGONAL_BOUND_FACTOR * n * 2.0**-24 * 1.5)
         if len(shape) == 2:
-            ours, exact = gen.sparse_(shape, 0.3, std=0.5)
+            ours, exact = init.sparse_(gen, shape, 0.3, std=0.5)
             assert_normal(ours, exact, _apply("sparse_", shape, 0.3, std=0.5), f"sparse_ {shape}", 0.5)
-            assert_same(gen.eye_(shape), True, _apply("eye_", shape), "eye_")
+            assert_same(init.eye_(gen, shape), True, _apply("eye_", shape), "eye_")
         else:
-            assert_same(gen.dirac_(shape), True, _apply("dirac_", shape), "dirac_")
-            assert_same(gen.dirac_(shape, groups=2), True, _apply("dirac_", shape, groups=2), "dirac_ groups")
+            assert_same(init.dirac_(gen, shape), True, _apply("dirac_", shape), "dirac_")
+            assert_same(init.dirac_(gen, shape, groups=2), True, _apply("dirac_", shape, groups=2), "dirac_ groups")
     # zero-element tensors draw nothing; everything above kept the streams in step
-    assert gen.kaiming_uniform_((0, 3)).shape == (0, 3)
+    assert init.kaiming_uniform_(gen, (0, 3)).shape == (0, 3)
     assert_same(gen.uniform_((9,), 0, 1), True, torch.empty(9).uniform_(), "stream after init functions")
 
 
@@ -251,7 +264,7 @@ def test_other_capability_in_a_subprocess():
     env = dict(os.environ, ATEN_CPU_CAPABILITY=other)
     code = textwrap.dedent(f"""
         import numpy as np, torch
-        from service.core.torch_rng import TorchCPUGenerator, DEFAULT_NORMAL_ULP_BOUND
+        from service.core.torch.generator import TorchCPUGenerator, DEFAULT_NORMAL_ULP_BOUND
         cap = torch.backends.cpu.get_cpu_capability()
         if {other!r} == "avx2" and cap not in ("AVX2", "AVX512"):
             print("SKIP", cap); raise SystemExit(0)
@@ -268,7 +281,7 @@ def test_other_capability_in_a_subprocess():
                 assert np.all(np.abs(v.astype(float) - tv) <= DEFAULT_NORMAL_ULP_BOUND * np.spacing(scale)), n
         print("OK", cap)
     """)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     if out.stdout.startswith("SKIP"):
@@ -277,7 +290,7 @@ def test_other_capability_in_a_subprocess():
 
 
 def test_engine_module_does_not_import_torch():
-    code = "import sys, service.core.torch_rng; print('torch' in sys.modules)"
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = "import sys, service.core.torch.replay; print('torch' in sys.modules)"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -24,12 +24,20 @@ import numpy as np
 import orjson
 import pytest
 
-from service.core import build_plan
-from service.encoders import floattext
-from service.encoders.jsonenc import _OPTS, document_with_values, encode_json
+from tests.helpers import plan_of
+from service.output import floattext
+from service.output import formats
+from service.output.jsonenc import _OPTS, document_with_values
+from service.output.report import Report
 
 C = floattext.BACKEND == "c"
 needs_c = pytest.mark.skipif(not C, reason="the C printer is not built (no C compiler at install)")
+
+
+def with_values(plan):
+    """The JSON document of a plan with its values, built the slow way (one orjson call)."""
+    report = Report(plan)
+    return document_with_values(report, formats.document(report))
 
 
 def orjson_text(a):
@@ -315,7 +323,7 @@ def test_cli_generate_of_the_issue_12_document(tmp_path):
     r = subprocess.run([sys.executable, "-m", "service", "generate", "doc.json", "-o", "w.json"], cwd=tmp_path,
                        capture_output=True, timeout=300)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
-    assert (tmp_path / "w.json").read_bytes() == orjson.dumps(document_with_values(build_plan(ISSUE_12)),
+    assert (tmp_path / "w.json").read_bytes() == orjson.dumps(with_values(plan_of(ISSUE_12)),
                                                               option=_OPTS)
 
 
@@ -358,9 +366,9 @@ DOCS = [
 
 @pytest.mark.parametrize("i", range(len(DOCS)))
 def test_json_artifact_equals_one_orjson_call(i):
-    artifact = encode_json(build_plan(DOCS[i]))
+    artifact = formats.artifact(plan_of(DOCS[i]), "json")
     body = b"".join(bytes(p) for p in artifact.chunks())
-    want = orjson.dumps(document_with_values(build_plan(DOCS[i])), option=_OPTS)
+    want = orjson.dumps(with_values(plan_of(DOCS[i])), option=_OPTS)
     assert body == want
     assert artifact.length == len(want)
     assert artifact.sha256 == hashlib.sha256(want).hexdigest()

@@ -11,10 +11,12 @@ import orjson
 import pytest
 import safetensors.numpy as st_numpy
 
-from service.core import build_plan
+from tests.helpers import plan_of
 from service.core.dtypes import DTYPES, as_float
-from service.encoders import encode, sizes
-from service.encoders.npz import encode_npz
+from service.output import formats
+from service.output.npz import encode as _encode_npz
+from service.output.report import Report
+from tests.helpers import artifact_of as encode
 from tests.helpers import MLP, ZOO
 
 
@@ -25,13 +27,13 @@ def body(artifact) -> bytes:
 
 
 def engine_arrays(doc):
-    return {t.name: t.generate() for t in build_plan(doc).selected}
+    return {t.name: t.generate() for t in plan_of(doc).selected}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 def test_npy_equals_numpy_save(dtype):
     doc = {**MLP, "dtype": dtype, "tensors": ["fc2.weight"]}
-    data = body(encode(build_plan(doc), "npy"))
+    data = body(encode(plan_of(doc), "npy"))
     expected = engine_arrays(doc)["fc2.weight"]
     buf = io.BytesIO()
     np.lib.format.write_array(buf, expected, allow_pickle=False)
@@ -43,15 +45,15 @@ def test_npy_refuses_several_tensors():
     from service.core import SpecError
 
     with pytest.raises(SpecError, match="npz or safetensors"):
-        encode(build_plan(MLP), "npy")
+        encode(plan_of(MLP), "npy")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
 @pytest.mark.parametrize("force_zip64", [False, True])
 def test_npz(dtype, force_zip64):
     doc = {**ZOO, "dtype": dtype, "seed": 4}
-    plan = build_plan(doc)
-    data = body(encode_npz(plan, force_zip64=force_zip64))
+    plan = plan_of(doc)
+    data = body(_encode_npz(Report(plan), force_zip64=force_zip64))
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = engine_arrays(doc)
         assert z.files == ["manifest"] + list(arrays)
@@ -65,14 +67,14 @@ def test_npz(dtype, force_zip64):
 
 
 def test_npz_length_matches_sizes():
-    plan = build_plan(ZOO)
-    assert encode(plan, "npz").length == sizes(plan)["npz"] == len(body(encode(plan, "npz")))
+    plan = plan_of(ZOO)
+    assert encode(plan, "npz").length == formats.totals(Report(plan))["bytes"]["npz"] == len(body(encode(plan, "npz")))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
 def test_safetensors_reader_accepts_it(dtype):
     doc = {**ZOO, "dtype": dtype, "seed": 8}
-    data = body(encode(build_plan(doc), "safetensors"))
+    data = body(encode(plan_of(doc), "safetensors"))
     loaded = st_numpy.load(data)
     arrays = engine_arrays(doc)
     assert set(loaded) == set(arrays)
@@ -101,7 +103,7 @@ def read_safetensors(data: bytes) -> dict:
 
 def test_safetensors_bfloat16():
     doc = {**ZOO, "dtype": "bfloat16"}
-    data = body(encode(build_plan(doc), "safetensors"))
+    data = body(encode(plan_of(doc), "safetensors"))
     got = read_safetensors(data)
     for name, a in engine_arrays(doc).items():
         assert np.array_equal(got[name], a), name
@@ -116,7 +118,7 @@ def test_safetensors_bfloat16():
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 def test_json_values_equal_npy_values_exactly(dtype):
     doc = {**MLP, "dtype": dtype, "seed": 5}
-    data = body(encode(build_plan(doc), "json"))
+    data = body(encode(plan_of(doc), "json"))
     parsed = orjson.loads(data)
     arrays = engine_arrays(doc)
     for entry in parsed["tensors"]:
@@ -140,7 +142,7 @@ def test_json_values_equal_npy_values_exactly(dtype):
 def test_json_float32_uses_shortest_repr():
     doc = {"architecture": {"layers": [{"type": "tensor", "name": "t", "shape": [1000]}]},
            "scheme": {"name": "uniform", "low": -1, "high": 1}}
-    data = orjson.loads(body(encode(build_plan(doc), "json")))
+    data = orjson.loads(body(encode(plan_of(doc), "json")))
     text = orjson.dumps(data["tensors"][0]["values"]).decode()
     values = engine_arrays(doc)["t"]
     # Each printed number is numpy's shortest float32 repr of the value.
