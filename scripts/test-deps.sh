@@ -20,6 +20,10 @@ APT[jq]=jq
 # Debian's build, no browser is downloaded).
 APT[chromium]=chromium
 APT[chromedriver]=chromium-driver
+# cargo and rustc for the Rust client example (examples/rust, tests/clients/test_rust_client.py);
+# a rustup toolchain already on PATH is used as it is.
+APT[cargo]=cargo
+APT[rustc]=rustc
 missing=()
 for cmd in "${!APT[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")
