@@ -20,6 +20,9 @@ APT[jq]=jq
 # Debian's build, no browser is downloaded).
 APT[chromium]=chromium
 APT[chromedriver]=chromium-driver
+# The JDK (javac, java) for the Java client example (examples/java, tests/clients/test_java_client.py).
+APT[javac]=openjdk-17-jdk-headless
+APT[java]=openjdk-17-jdk-headless
 # cargo and rustc for the Rust client example (examples/rust, tests/clients/test_rust_client.py);
 # a rustup toolchain already on PATH is used as it is.
 APT[cargo]=cargo
