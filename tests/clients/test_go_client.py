@@ -75,18 +75,5 @@ def test_go_sources_are_gofmt_clean(go):
     assert r.returncode == 0 and r.stdout == "", f"not gofmt-formatted: {r.stdout}{r.stderr}"
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
-def test_client_decodes_the_engine_values_bit_exactly(client, server, tmp_path, dtype):
-    contract.check_decodes_bit_exactly(client, server, tmp_path, dtype)
-
-
-def test_client_reports_a_corrupted_artifact(client, server, tmp_path):
-    contract.check_reports_a_corrupted_artifact(client, server, tmp_path)
-
-
-def test_client_reports_the_problem_of_a_bad_document(client, server, tmp_path):
-    contract.check_reports_a_problem(client, server, tmp_path)
-
-
-def test_client_usage_errors(client, tmp_path):
-    contract.check_usage_errors(client, tmp_path)
+class TestGoClient(contract.ClientContract):
+    """Bit-exact dumps in every dtype, the 304, a corrupted byte, a problem, usage errors."""
