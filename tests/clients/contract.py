@@ -98,3 +98,10 @@ class ClientContract:
             r = client(*args)
             assert r.returncode == 2, (args, r.stdout, r.stderr)
             assert "usage:" in r.stderr, (args, r.stderr)
+
+    def test_runs_its_built_in_example(self, client, server):
+        """Without --request: the small MLP the client carries, every check passing."""
+        r = client("--url", server.url, "--show", 2)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.rstrip().endswith("all tensors match the sha256, dtype and shape of the JSON report"), r.stdout
+        assert "fc1.weight  F32   [8, 16]" in r.stdout and "revalidated: If-None-Match" in r.stdout, r.stdout

@@ -76,4 +76,4 @@ def test_go_sources_are_gofmt_clean(go):
 
 
 class TestGoClient(contract.ClientContract):
-    """Bit-exact dumps in every dtype, the 304, a corrupted byte, a problem, usage errors."""
+    """Bit-exact dumps in every dtype, the 304, a corrupted byte, a problem, usage errors, the built-in example."""

@@ -54,4 +54,4 @@ def test_java_unit_tests(classes):
 
 
 class TestJavaClient(contract.ClientContract):
-    """Bit-exact dumps in every dtype, the 304, a corrupted byte, a problem, usage errors."""
+    """Bit-exact dumps in every dtype, the 304, a corrupted byte, a problem, usage errors, the built-in example."""

@@ -28,10 +28,11 @@ public final class Client {
             + " [--show N] [--dump OUT.json]";
 
     /** The default request: a small MLP (override with --request FILE). */
-    static final String EXAMPLE = "{\"architecture\": {\"layers\": ["
-            + "{\"type\": \"dense\", \"name\": \"fc1\", \"in_features\": 16, \"out_features\": 8, \"activation\": \"relu\"},"
-            + "{\"type\": \"dense\", \"name\": \"out\", \"in_features\": 8, \"out_features\": 4, \"activation\": \"tanh\"}]},"
-            + " \"scheme\": \"auto\", \"seed\": 42, \"dtype\": \"float32\"}";
+    static final String EXAMPLE = """
+            {"architecture": {"layers": [
+              {"type": "dense", "name": "fc1", "in_features": 16, "out_features": 8, "activation": "relu"},
+              {"type": "dense", "name": "out", "in_features": 8, "out_features": 4, "activation": "tanh"}]},
+             "scheme": "auto", "seed": 42, "dtype": "float32"}""";
 
     /** What the JSON report says about one tensor. */
     record Reported(String name, DType dtype, long[] shape, String sha256) {}

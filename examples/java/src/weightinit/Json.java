@@ -178,15 +178,15 @@ final class Json {
                 case 't' -> out.append('\t');
                 case 'u' -> {
                     // Four hex digits: one UTF-16 unit (a surrogate pair is two escapes, appended as is).
-                    if (at + 4 > s.length()) {
-                        throw error("short \\u escape");
+                    int unit = 0;
+                    for (int k = 0; k < 4; k++) {
+                        int digit = at < s.length() ? Character.digit(s.charAt(at++), 16) : -1;
+                        if (digit < 0) {
+                            throw error("bad \\u escape");
+                        }
+                        unit = unit * 16 + digit;
                     }
-                    try {
-                        out.append((char) Integer.parseInt(s.substring(at, at + 4), 16));
-                    } catch (NumberFormatException x) {
-                        throw error("bad \\u escape");
-                    }
-                    at += 4;
+                    out.append((char) unit);
                 }
                 default -> throw error("bad escape \\" + e);
             }

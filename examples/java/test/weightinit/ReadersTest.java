@@ -111,8 +111,8 @@ public final class ReadersTest {
         check(Json.get(v, "o") instanceof Map<?, ?> m && m.isEmpty(), "empty object");
         check(Json.parse(Json.write(v)).toString().equals(v.toString()), "write then parse round-trips");
         check(Json.quote("\u0001\"").equals("\"\\u0001\\\"\""), "quote escapes control characters");
-        for (String bad : new String[] {"", "[1,]", "{\"a\" 1}", "01", "1.", "-", "1e", "\"\\x\"", "tru", "[1] x",
-            "\"a", "{\"a\":1,}", "\"\u0001\"", "[".repeat(600) + "]".repeat(600)}) {
+        for (String bad : new String[] {"", "[1,]", "{\"a\" 1}", "01", "1.", "-", "1e", "\"\\x\"", "\"\\u+123\"",
+            "\"\\u12\"", "tru", "[1] x", "\"a", "{\"a\":1,}", "\"\u0001\"", "[".repeat(600) + "]".repeat(600)}) {
             rejects("JSON " + (bad.length() > 20 ? bad.substring(0, 20) + "..." : bad), () -> Json.parse(bad));
         }
     }
@@ -162,8 +162,9 @@ public final class ReadersTest {
     }
 
     static void safetensors() throws Exception {
-        String header = "{\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[8,12]},\"__metadata__\":{\"k\":\"v\"},"
-                + "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+        String header = """
+                {"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},"__metadata__":{"k":"v"},\
+                "a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}""";
         byte[] data = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putFloat(1).putFloat(2)
                 .put(new byte[] {(byte) 0x80, 0x3f, (byte) 0xc0, (byte) 0xbf}).array();
         SafeTensors st = SafeTensors.read(stFile(header, data));
@@ -195,7 +196,8 @@ public final class ReadersTest {
         check(Http.reprDigest(new Http.Response(200, abc, null, null)) == Http.Digest.ABSENT, "no Repr-Digest");
         check(Http.reprDigest(new Http.Response(200, abc, null, "sha-512=:AA==:")) == Http.Digest.ABSENT,
                 "no sha-256 member");
-        String problem = "{\"type\":\"urn:x\",\"title\":\"Invalid request document\",\"status\":422,\"detail\":\"seed: bad\"}";
+        String problem = """
+                {"type":"urn:x","title":"Invalid request document","status":422,"detail":"seed: bad"}""";
         check(Http.problem("application/problem+json", problem.getBytes(StandardCharsets.UTF_8))
                 .equals("Invalid request document: seed: bad"), "problem title and detail");
         check(Http.problem("text/html", "<h1>502</h1>".getBytes(StandardCharsets.UTF_8)).equals("<h1>502</h1>"),
