@@ -20,6 +20,15 @@ APT[jq]=jq
 # Debian's build, no browser is downloaded).
 APT[chromium]=chromium
 APT[chromedriver]=chromium-driver
+# The JDK (javac, java) for the Java client example (examples/java, tests/clients/test_java_client.py).
+APT[javac]=openjdk-17-jdk-headless
+APT[java]=openjdk-17-jdk-headless
+# Go 1.19 for the Go client example (examples/go, tests/clients/test_go_client.py).
+APT[go]=golang-go
+# cargo and rustc for the Rust client example (examples/rust, tests/clients/test_rust_client.py);
+# a rustup toolchain already on PATH is used as it is.
+APT[cargo]=cargo
+APT[rustc]=rustc
 missing=()
 for cmd in "${!APT[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")

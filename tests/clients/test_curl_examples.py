@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from .proxy import corrupting_proxy
+from .toolchain import require
 
 ROOT = Path(__file__).resolve().parents[2]
 CURL_DIR = ROOT / "examples" / "curl"
@@ -19,9 +19,8 @@ CURL_DIR = ROOT / "examples" / "curl"
 
 @pytest.fixture(scope="module", autouse=True)
 def tools():
-    missing = [t for t in ("bash", "curl", "jq", "od", "dd", "sha256sum") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"the curl examples need {', '.join(missing)} (scripts/test-deps.sh installs jq)")
+    for tool in ("bash", "curl", "jq", "od", "dd", "sha256sum"):
+        require(tool, "the curl examples (examples/curl) cannot run")
 
 
 def script(name: str, url: str, out: Path, *args: str):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from .engine import assert_dumped_equal, expected, request
 from .proxy import corrupting_proxy
+from .toolchain import require
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "examples" / "node"
@@ -27,9 +27,7 @@ NODE_DIR = ROOT / "examples" / "node"
 
 @pytest.fixture(scope="module")
 def node():
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.skip("node is not installed (scripts/test-deps.sh installs it from Debian when missing)")
+    exe = require("node", "the Node client example (examples/node) cannot run")
     if not (NODE_DIR / "node_modules" / "npyjs").is_dir():
         pytest.fail("examples/node/node_modules is missing: run scripts/test-deps.sh (npm ci in examples/node)")
     return exe

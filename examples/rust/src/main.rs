@@ -134,8 +134,10 @@ fn read_file(path: &str, o: &Options, report: Option<&[Reported]>) -> Result<(St
 
 /// Problems of one tensor against the report (empty when it matches).
 fn check(t: &Tensor, digest: &str, report: &[Reported]) -> Vec<String> {
-    let Some(r) = report.iter().find(|r| r.name == t.name) else {
-        return vec![format!("{} is not in the report", t.name)];
+    // A match, not let-else: Debian bookworm's rustc is 1.63.
+    let r = match report.iter().find(|r| r.name == t.name) {
+        Some(r) => r,
+        None => return vec![format!("{} is not in the report", t.name)],
     };
     let mut problems = Vec::new();
     if r.sha256 != digest {
