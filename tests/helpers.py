@@ -9,6 +9,7 @@ from service.core.dtypes import DTYPES, as_float
 from service.core import diagnose as dg
 from service.document import ValidationError, flatten_messages, load_diagnose_request, load_request
 from service.output import formats
+from service.output.jsonenc import document_with_values
 from service.output.report import Report
 
 
@@ -30,6 +31,12 @@ def probe_of(doc) -> dg.Probe:
 def artifact_of(plan, fmt: str, **kw):
     """The artifact of a Plan in a format (what the CLI and the API encode)."""
     return formats.artifact(plan, fmt, **kw)
+
+
+def with_values(plan) -> dict:
+    """The JSON weights document of a plan, built the slow way (values as arrays, for one orjson call)."""
+    report = Report(plan)
+    return document_with_values(report, formats.document(report))
 
 
 def report_of(plan) -> dict:

@@ -20,6 +20,7 @@ styles and requests from this origin only (no inline script, no eval).
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 
 from flask import Blueprint, Response, abort, request
@@ -62,8 +63,6 @@ def _explorer_file(name: str) -> bytes:
 
 
 def _revalidated(body: bytes, mimetype: str) -> Response:
-    import hashlib
-
     resp = Response(body, mimetype=mimetype)
     resp.set_etag(hashlib.sha256(body).hexdigest()[:32])
     resp.headers["Cache-Control"] = "no-cache"

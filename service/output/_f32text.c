@@ -23,9 +23,9 @@
  * The tables are constants (no initialisation at run time, so no order of calls and no threads to
  * get right: the engine's threads print slices concurrently); a test checks them against 5^k.
  *
- * tests/encoders/test_floattext.py compares the output with orjson's on millions of values and
+ * tests/output/test_floattext.py compares the output with orjson's on millions of values and
  * on every edge (subnormals, powers of two and ten, interval ends, the extremes, every decimal
- * exponent and digit count); tests/encoders/test_f32text_sanitized.py runs the same vectors
+ * exponent and digit count); tests/output/test_f32text_sanitized.py runs the same vectors
  * through a build with -fsanitize=address,undefined.
  */
 #include <stdint.h>

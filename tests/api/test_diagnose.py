@@ -121,7 +121,7 @@ def test_limits_are_413_naming_the_limit_before_anything_runs(config, limit, req
     r = client.post("/v1/diagnose", json=doc)
     body = assert_problem(r, 413, "limit-exceeded")
     assert body["limit"] == limit and body["allowed"] == next(iter(config.values()))
-    cost = dg.estimate_cost(doc)
+    cost = dg.estimate_cost(probe_of(doc))
     expected = {"diagnose_max_batch": cost["batch"], "diagnose_max_cost": cost["multiply_adds"],
                 "diagnose_max_bytes": cost["peak_bytes"]}[limit]
     assert body["requested"] == expected and (requested is None or requested == expected)
@@ -143,7 +143,7 @@ def test_defaults_fit_the_explorer_presets():
     default comparison of 3) run under the default limits."""
     cfg = load_config(environ={})
     mlp = tanh_net(depth=20, width=256, batch=128, schemes=["xavier_normal"] * 3)
-    cost = dg.estimate_cost(mlp)
+    cost = dg.estimate_cost(probe_of(mlp))
     dg.check_limits(cost, cfg.diagnose_limits())
     assert cost["multiply_adds"] * 8 / 3 < cfg.diagnose_max_cost
 

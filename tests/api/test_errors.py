@@ -11,7 +11,9 @@ from service import create_app
 from service.api import errors
 from service.core.distributions import WHOLE_MAX_ELEMENTS
 
-from .helpers import MLP, assert_problem, small
+from tests.helpers import plan_of
+
+from .helpers import assert_problem, small
 
 
 def post(client, path="/v1/weights", doc=None, **kw):

@@ -282,13 +282,14 @@ def test_large_json_is_streamed_in_pieces_and_equals_one_orjson_call(server):
 
     import orjson
 
-    from service.output.jsonenc import _OPTS, document_with_values
+    from service.output.jsonenc import _OPTS
+    from tests.helpers import with_values
 
     doc = {"architecture": {"layers": [{"type": "tensor", "name": "w", "shape": [600, 500]}]},
            "scheme": "he_normal", "seed": 77, "format": "json"}
     r = post(server, doc)
     assert r.status_code == 200
-    want = orjson.dumps(document_with_values(plan_of({k: v for k, v in doc.items() if k != "format"})),
+    want = orjson.dumps(with_values(plan_of({k: v for k, v in doc.items() if k != "format"})),
                         option=_OPTS)
     assert r.content == want
     assert int(r.headers["Content-Length"]) == len(want)

@@ -331,7 +331,7 @@ def test_without_io_timeout_the_same_stalls_would_pin_the_threads():
     tv = struct.pack("ll", 1, 0)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-    with listener, socket.create_connection(listener.getsockname()) as client:
+    with listener, socket.create_connection(listener.getsockname()):
         accepted, _ = listener.accept()
         with accepted:
             accepted.setblocking(False)

@@ -181,8 +181,10 @@ REVIEWED = {
     ("service/api/meta.py", "read_bytes"): "reads the packaged openapi.yaml (a constant name)",
     ("service/api/meta.py", "send_from_directory"): "Swagger UI assets; the name must be in DOCS_FILES first",
     ("service/api/diagnose.py", "read_bytes"): "explorer files; the name must be in EXPLORER_FILES (or is index.html)",
-    ("service/encoders/npz.py", "write_array"): "writes the manifest with allow_pickle=False",
-    ("service/schemas.py", "load"): "marshmallow Schema.load: validation, not deserialization of code",
+    ("service/output/npz.py", "write_array"): "writes the manifest with allow_pickle=False",
+    ("service/document/__init__.py", "load"): "marshmallow Schema.load: validation, not deserialization of code",
+    ("service/document/fields.py", "load"): "marshmallow Schema.load of an activation object: validation",
+    ("service/document/schemas.py", "load"): "marshmallow Schema.load of a layer object: validation",
 }
 FORBIDDEN_IMPORTS = {"pickle", "marshal", "shelve", "dill", "cloudpickle", "subprocess", "pty", "ctypes"}
 #: (file, forbidden import) -> why it is safe, reviewed like REVIEWED.
@@ -190,7 +192,7 @@ REVIEWED_IMPORTS = {
     ("service/core/normals.py", "ctypes"): "loads only the package's own compiled sampler (_ziggurat, found by "
                                            "importlib beside normals.py) and passes it buffers the engine allocated "
                                            "with their sizes; no request data becomes a path, a symbol or a pointer",
-    ("service/encoders/floattext.py", "ctypes"): "loads only the package's own compiled float printer (_f32text, "
+    ("service/output/floattext.py", "ctypes"): "loads only the package's own compiled float printer (_f32text, "
                                                  "beside floattext.py); passes it NumPy buffers it allocated, sized "
                                                  "by the C layout's own bound (Printer.capacity) and checked by the C "
                                                  "code before each write",

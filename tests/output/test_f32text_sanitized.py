@@ -17,7 +17,7 @@ SOURCE = Path(floattext.__file__).parent / "_f32text.c"
 VECTORS = """
 import sys
 from service.output import floattext
-from tests.encoders import test_floattext as t
+from tests.output import test_floattext as t
 printer = floattext.Printer(sys.argv[1])
 count = 0
 for name, a in t.vectors():

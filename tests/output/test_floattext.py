@@ -1,4 +1,4 @@
-"""The compiled float32 printer (service/encoders/floattext.py, _f32text.c) prints exactly what
+"""The compiled float32 printer (service/output/floattext.py, _f32text.c) prints exactly what
 orjson prints, and the JSON encoder built on it gives the same bytes as a single orjson call.
 
 Every class of float32 is printed above the compiled threshold (floattext.MIN_VALUES): both signs,
@@ -27,17 +27,11 @@ import pytest
 from tests.helpers import plan_of
 from service.output import floattext
 from service.output import formats
-from service.output.jsonenc import _OPTS, document_with_values
-from service.output.report import Report
+from service.output.jsonenc import _OPTS
+from tests.helpers import with_values
 
 C = floattext.BACKEND == "c"
 needs_c = pytest.mark.skipif(not C, reason="the C printer is not built (no C compiler at install)")
-
-
-def with_values(plan):
-    """The JSON document of a plan with its values, built the slow way (one orjson call)."""
-    report = Report(plan)
-    return document_with_values(report, formats.document(report))
 
 
 def orjson_text(a):
