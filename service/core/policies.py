@@ -24,21 +24,21 @@ def auto_choice(t: TensorSpec) -> tuple[dict, str]:
     kind = a.kind
     if kind.rule == "he":
         slope = a.slope
-        spec = schemes.normalize_spec({"name": "he_normal", "negative_slope": slope})
+        spec = schemes.spec("he_normal", negative_slope=slope)
         why = (f"activation {a.name} -> he_normal{f' (negative_slope {slope})' if slope else ''}: "
                "a rectifier zeroes about half of its inputs, so the weights need twice the variance (He et al. 2015)")
     elif kind.rule == "lecun":
-        spec = schemes.normalize_spec("lecun_normal")
+        spec = schemes.spec("lecun_normal")
         why = f"activation {a.name} -> lecun_normal: the initialization SELU's self-normalization assumes (Klambauer et al. 2017)"
     elif kind.auto_gain:
         # Xavier's derivation assumes the linear regime; tanh contracts the signal a little at every
         # layer, which PyTorch's gain 5/3 compensates (without it a 20-layer tanh net loses ~4x of std).
-        spec = schemes.normalize_spec({"name": "xavier_uniform", "gain": kind.auto_gain})
+        spec = schemes.spec("xavier_uniform", gain=kind.auto_gain)
         why = (f"activation {a.name} -> xavier_uniform with gain 5/3 (PyTorch's calculate_gain('{kind.auto_gain}')): "
                "keeps activation and gradient variance constant across layers (Glorot & Bengio 2010), the gain "
                f"making up for {a.name}'s contraction")
     else:
-        spec = schemes.normalize_spec("xavier_uniform")
+        spec = schemes.spec("xavier_uniform")
         why = (f"activation {a.name} -> xavier_uniform: keeps activation and gradient variance constant across "
                "layers for activations symmetric and linear around 0 (Glorot & Bengio 2010)")
     return spec, why
@@ -57,18 +57,18 @@ def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer
         if layer_bias is not None:
             spec, by = layer_bias, "layer"
         elif t.role == "norm_bias":
-            return schemes.normalize_spec("zeros"), "default", "normalization bias starts at 0 (shift-free)"
+            return schemes.spec("zeros"), "default", "normalization bias starts at 0 (shift-free)"
         elif request_bias is not None:
             spec, by = request_bias, "request"
         elif request_scheme["name"] in ("torch_default", "keras_default"):
             spec, by = request_scheme, "request"
         else:
-            return schemes.normalize_spec("zeros"), "default", "biases start at zero unless `bias` says otherwise"
+            return schemes.spec("zeros"), "default", "biases start at zero unless `bias` says otherwise"
         if spec["name"] == "auto":
-            return schemes.normalize_spec("zeros"), by, "auto: biases start at zero"
+            return schemes.spec("zeros"), by, "auto: biases start at zero"
     elif t.role == "norm_weight":
         if layer_scheme is None:
-            return schemes.normalize_spec("ones"), "default", "normalization scale starts at 1 (identity transform)"
+            return schemes.spec("ones"), "default", "normalization scale starts at 1 (identity transform)"
         spec, by = layer_scheme, "layer"
     else:
         spec, by = (layer_scheme, "layer") if layer_scheme is not None else (request_scheme, "request")

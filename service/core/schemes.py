@@ -22,6 +22,7 @@ module constructor does); ``service.core.policies`` resolves them.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -474,6 +475,19 @@ def normalize_spec(spec) -> dict:
     scheme = get(spec["name"])
     params = {k: v for k, v in spec.items() if k != "name"}
     return {"name": scheme.name, **scheme.check_params(params)}
+
+
+def spec(name: str, **params) -> dict:
+    """The normalized spec of a registry scheme with these parameters, for the engine's own choices
+    (policies, framework defaults). Shared and memoized: the same choice is made for every tensor of
+    every request, and normalizing costs more than anything else a small plan does. Never mutated."""
+    # repr in the key: 0.0 == -0.0 (and 1 == 1.0 == True) as dict keys, but not as normalized values
+    return _normalized(name, tuple((k, v, repr(v)) for k, v in sorted(params.items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalized(name: str, params: tuple) -> dict:
+    return normalize_spec({"name": name, **{k: v for k, v, _ in params}})
 
 
 def resolve(spec: dict, ctx: Context) -> Resolved:

@@ -51,6 +51,15 @@ def manifest_bytes(report: Report) -> bytes:
     return buf.getvalue()
 
 
+def manifest_length(report: Report) -> int:
+    """``len(manifest_bytes(report))`` without building the array: the .npy header of a 0-d
+    '<U{n}' array, then its n characters in UTF-32 (the report is ASCII JSON: n = its length)."""
+    n = len(report.text)
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": f"<U{n}", "fortran_order": False, "shape": ()})
+    return len(buf.getvalue()) + 4 * n
+
+
 class _Entry:
     def __init__(self, name: str, size: int, offset: int, force_zip64: bool):
         self.name = name.encode("ascii")
@@ -90,17 +99,16 @@ class _Entry:
         return 30 + len(self.name) + (20 if self.zip64 else 0) + self.size + (24 if self.zip64 else 16)
 
 
-def _layout(report: Report, force_zip64: bool):
-    man = manifest_bytes(report)
+def _layout(report: Report, force_zip64: bool, man_length: int):
     entries = []
     offset = 0
-    items = [("manifest.npy", len(man), None)] + [
+    items = [("manifest.npy", man_length, None)] + [
         (f"{t.name}.npy", len(npy_header(t)) + t.nbytes, t) for t in report.plan.selected]
     for name, size, t in items:
         e = _Entry(name, size, offset, force_zip64)
         entries.append((e, t))
         offset += e.local_length()
-    return man, entries, offset
+    return entries, offset
 
 
 def _end_records(entries, cd_offset: int, cd_size: int, force_zip64: bool) -> bytes:
@@ -117,13 +125,14 @@ def _end_records(entries, cd_offset: int, cd_size: int, force_zip64: bool) -> by
 
 
 def size(report: Report, force_zip64: bool = False) -> int:
-    _, entries, cd_offset = _layout(report, force_zip64)
+    entries, cd_offset = _layout(report, force_zip64, manifest_length(report))
     cd_size = sum(len(e.central(force_zip64)) for e, _ in entries)
     return cd_offset + cd_size + len(_end_records(entries, cd_offset, cd_size, force_zip64))
 
 
 def encode(report: Report, *, parallel: bool = True, force_zip64: bool = False) -> Artifact:
-    man, entries, cd_offset = _layout(report, force_zip64)
+    man = manifest_bytes(report)
+    entries, cd_offset = _layout(report, force_zip64, len(man))
     total = size(report, force_zip64)
 
     def chunks():

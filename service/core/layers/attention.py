@@ -48,13 +48,13 @@ class Attention(LayerType):
 
     def torch_default(self, t):
         if t.role == "bias":
-            return schemes.normalize_spec("zeros"), "PyTorch MultiheadAttention: in_proj_bias and out_proj.bias = 0"
+            return schemes.spec("zeros"), "PyTorch MultiheadAttention: in_proj_bias and out_proj.bias = 0"
         if t.kind == "out":
-            return (schemes.normalize_spec("uniform_fan_in"),
+            return (schemes.spec("uniform_fan_in"),
                     "PyTorch MultiheadAttention: out_proj is a Linear (U[+-1/sqrt(fan_in)])")
         e = t.torch_shape[1]
         b = math.sqrt(6.0 / (e + 3 * e))
-        return (schemes.normalize_spec({"name": "uniform", "low": -b, "high": b}),
+        return (schemes.spec("uniform", low=-b, high=b),
                 "PyTorch MultiheadAttention: xavier_uniform_ over the packed (3E, E) in_proj_weight")
 
     def torch_construct(self, gen, layer, with_bias):

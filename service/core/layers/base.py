@@ -116,15 +116,15 @@ class LayerType:
     # -------------------------------------------------------------- framework defaults
     def torch_default(self, t: TensorSpec) -> Choice:
         """What PyTorch's module constructor (``reset_parameters``) draws for this tensor."""
-        return (schemes.normalize_spec("uniform_fan_in"),
+        return (schemes.spec("uniform_fan_in"),
                 "PyTorch Linear/Conv: kaiming_uniform_(a=sqrt(5)) = U[+-1/sqrt(fan_in)] for the weight, same bound "
                 "for the bias")
 
     def keras_default(self, t: TensorSpec) -> Choice:
         """What the Keras layer's default initializers draw for this tensor."""
         if t.role == "bias":
-            return schemes.normalize_spec("zeros"), "Keras: bias zeros"
-        return schemes.normalize_spec("xavier_uniform"), "Keras: kernel glorot_uniform"
+            return schemes.spec("zeros"), "Keras: bias zeros"
+        return schemes.spec("xavier_uniform"), "Keras: kernel glorot_uniform"
 
     # -------------------------------------------------------------- PyTorch
     def torch_construct(self, gen, layer: Layer, with_bias: bool) -> list[TorchParam]:
@@ -151,13 +151,13 @@ class NormLayerType(LayerType):
 
     def torch_default(self, t: TensorSpec) -> Choice:
         if t.role == "norm_weight":
-            return schemes.normalize_spec("ones"), "PyTorch norms: weight = 1"
-        return schemes.normalize_spec("zeros"), "PyTorch norms: bias = 0"
+            return schemes.spec("ones"), "PyTorch norms: weight = 1"
+        return schemes.spec("zeros"), "PyTorch norms: bias = 0"
 
     def keras_default(self, t: TensorSpec) -> Choice:
         if t.role == "norm_weight":
-            return schemes.normalize_spec("ones"), "Keras norms: gamma = 1"
-        return schemes.normalize_spec("zeros"), "Keras: bias zeros"
+            return schemes.spec("ones"), "Keras norms: gamma = 1"
+        return schemes.spec("zeros"), "Keras: bias zeros"
 
     def norm_tensors(self, layer: Layer, layout: str, with_bias: bool, shape: tuple) -> list[TensorSpec]:
         n = math.prod(shape)

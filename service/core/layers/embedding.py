@@ -28,10 +28,10 @@ class Embedding(LayerType):
         return [self.tensor(layer, "weight", "weight", (n, d), layout, permute=False, fan_note=FAN_NOTE)]
 
     def torch_default(self, t):
-        return schemes.normalize_spec("normal"), "PyTorch Embedding: N(0, 1)"
+        return schemes.spec("normal"), "PyTorch Embedding: N(0, 1)"
 
     def keras_default(self, t):
-        return schemes.normalize_spec({"name": "uniform", "low": -0.05, "high": 0.05}), "Keras Embedding: U[-0.05, 0.05]"
+        return schemes.spec("uniform", low=-0.05, high=0.05), "Keras Embedding: U[-0.05, 0.05]"
 
     def torch_construct(self, gen, layer, with_bias):
         return modules.embedding(gen, layer.params["num_embeddings"], layer.params["embedding_dim"])

@@ -44,15 +44,15 @@ class Recurrent(LayerType):
 
     def torch_default(self, t):
         b = 1.0 / math.sqrt(t.torch_shape[0] // t.gates)
-        return (schemes.normalize_spec({"name": "uniform", "low": -b, "high": b}),
+        return (schemes.spec("uniform", low=-b, high=b),
                 f"PyTorch {self.name.upper()}: every parameter U[-1/sqrt(hidden_size), +1/sqrt(hidden_size)]")
 
     def keras_default(self, t):
         if t.role == "bias" and self.name == "lstm" and t.kind == "ih":
-            return (schemes.normalize_spec("lstm_forget_bias"),
+            return (schemes.spec("lstm_forget_bias"),
                     "Keras LSTM (unit_forget_bias): forget-gate bias 1, the rest 0 (kept in bias_ih; bias_hh is 0)")
         if t.role == "weight" and t.kind == "hh":
-            return schemes.normalize_spec("orthogonal"), "Keras recurrent layers: recurrent_kernel orthogonal"
+            return schemes.spec("orthogonal"), "Keras recurrent layers: recurrent_kernel orthogonal"
         return super().keras_default(t)
 
     def torch_construct(self, gen, layer, with_bias):
