@@ -10,7 +10,7 @@ construction, draw order) and the diagnostics (forward). An unknown type is an e
 from __future__ import annotations
 
 from ..errors import SpecError
-from . import attention, batchnorm, conv, dense, embedding, layernorm, recurrent, tensor
+from . import attention, batchnorm, conv, dense, embedding, groupnorm, layernorm, recurrent, rmsnorm, tensor
 from .base import Layer, LayerType, NormLayerType, TensorSpec
 
 _TYPES: tuple[LayerType, ...] = (
@@ -22,6 +22,8 @@ _TYPES: tuple[LayerType, ...] = (
     layernorm.LayerNorm(),
     attention.Attention(),
     tensor.Tensor(),
+    rmsnorm.RMSNorm(),
+    groupnorm.GroupNorm(),
 )
 REGISTRY: dict[str, LayerType] = {t.name: t for t in _TYPES}
 NAMES: tuple[str, ...] = tuple(REGISTRY)

@@ -30,6 +30,7 @@ def _heads_divide(values: dict):
 
 class Attention(LayerType):
     name = "attention"
+    example = {"embed_dim": 16, "num_heads": 4}
     fields = (dim("embed_dim"), dim("num_heads"))
     rules = (Rule(_heads_divide, "num_heads divides embed_dim"),)
     biased = True

@@ -85,16 +85,20 @@ class LayerType:
     biased: bool = False
     #: A normalization layer: its scale and shift start at 1 and 0, whatever the request's scheme.
     norm: bool = False
+    #: A normalization layer with a shift (a bias); RMSNorm has a scale only.
+    norm_shift: bool = True
     #: How the diagnostics run it forward ("dense" or "conv"), or None: it cannot run.
     forward: str | None = None
     #: The OpenAPI component describing it (types with the same fields share one), and its text.
     component: str = ""
     summary: str = ""
+    #: A valid layer of this type (its own fields): documentation, and every test of the registry.
+    example: dict = {}
 
     @property
     def has_bias(self) -> bool:
         """Whether the type has a bias tensor at all (a layer-level ``bias`` is allowed)."""
-        return self.biased or self.norm
+        return self.biased or (self.norm and self.norm_shift)
 
     # -------------------------------------------------------------- tensors
     def tensors(self, layer: Layer, layout: str, with_bias: bool) -> list[TensorSpec]:

@@ -13,6 +13,7 @@ from .base import NormLayerType
 
 class BatchNorm(NormLayerType):
     name = "batchnorm"
+    example = {"num_features": 16}
     fields = (dim("num_features"),)
     component = "BatchNormLayer"
     summary = "Batch normalization (PyTorch nn.BatchNorm*d): weight and bias (num_features), 1 and 0."

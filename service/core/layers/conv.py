@@ -33,6 +33,7 @@ class Conv(LayerType):
                        dim("groups", required=False, default=1))
         self.forward = "conv" if dims <= 2 and not transposed else None
         self.component = f"Conv{dims}dLayer"
+        self.example = {"in_channels": 4, "out_channels": 8, "kernel_size": [3] * dims, "groups": 2}
         self.summary = (f"A {dims}-D convolution or transposed convolution (PyTorch nn.Conv{dims}d / "
                         f"nn.ConvTranspose{dims}d); kernel_size: an integer or {dims} integers.")
 

@@ -14,6 +14,7 @@ from .base import LayerType
 
 class Dense(LayerType):
     name = "dense"
+    example = {"in_features": 16, "out_features": 8, "activation": "relu"}
     fields = (dim("in_features"), dim("out_features"))
     biased = True
     forward = "dense"

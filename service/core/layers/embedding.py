@@ -19,6 +19,7 @@ FAN_NOTE = ("embedding fans follow PyTorch (fan_in = embedding_dim, fan_out = nu
 
 class Embedding(LayerType):
     name = "embedding"
+    example = {"num_embeddings": 100, "embedding_dim": 16}
     fields = (dim("num_embeddings"), dim("embedding_dim"))
     component = "EmbeddingLayer"
     summary = "A lookup table (PyTorch nn.Embedding): weight (num_embeddings, embedding_dim), no bias."

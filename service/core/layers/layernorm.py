@@ -13,6 +13,7 @@ from .base import NormLayerType
 
 class LayerNorm(NormLayerType):
     name = "layernorm"
+    example = {"normalized_shape": [16]}
     fields = (Field("normalized_shape", IntOrList(), required=True),)
     component = "LayerNormLayer"
     summary = "Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0."

@@ -25,6 +25,8 @@ class Recurrent(LayerType):
     summary = ("A one-layer recurrent layer (PyTorch nn.RNN / nn.LSTM / nn.GRU): weight_ih (gates*H, I), "
                "weight_hh (gates*H, H), bias_ih, bias_hh (gates*H).")
 
+    example = {"input_size": 8, "hidden_size": 16}
+
     def __init__(self, name: str):
         self.name = name
         self.gates = GATES[name]

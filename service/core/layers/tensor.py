@@ -16,6 +16,7 @@ from .base import LayerType
 
 class Tensor(LayerType):
     name = "tensor"
+    example = {"shape": [1, 10, 16], "fan_in": 16, "fan_out": 16}
     fields = (Field("shape", DimList(), required=True), dim("fan_in", required=False), dim("fan_out", required=False))
     component = "TensorLayer"
     summary = ("A raw tensor of any shape (no bias); its fans follow PyTorch's rule on its PyTorch view unless "

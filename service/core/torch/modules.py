@@ -115,6 +115,23 @@ def layernorm(gen, normalized_shape, elementwise_affine=True, bias=True) -> list
     return out
 
 
+def rmsnorm(gen, normalized_shape, elementwise_affine=True) -> list[Param]:
+    """nn.RMSNorm(normalized_shape, elementwise_affine): weight 1, no bias, no draws."""
+    if not elementwise_affine:
+        return []
+    return [("weight", np.ones(shape_tuple(normalized_shape), _F32), True)]
+
+
+def groupnorm(gen, num_groups, num_channels, affine=True) -> list[Param]:
+    """nn.GroupNorm(num_groups, num_channels, affine): weight 1, bias 0, no draws."""
+    if int(num_channels) % int(num_groups):
+        raise ValueError("num_channels must be divisible by num_groups")
+    if not affine:
+        return []
+    n = int(num_channels)
+    return [("weight", np.ones(n, _F32), True), ("bias", np.zeros(n, _F32), True)]
+
+
 def multihead_attention(gen, embed_dim, num_heads, bias=True, add_bias_kv=False, kdim=None, vdim=None) -> list[Param]:
     """nn.MultiheadAttention: ``__init__`` builds out_proj (an nn.Linear: it draws) first, then
     ``_reset_parameters``: xavier_uniform_ on in_proj_weight (or q/k/v_proj_weight), zero biases (the
@@ -156,5 +173,7 @@ MODULES = {
     "GRU": lambda gen, **kw: recurrent(gen, "gru", **kw),
     "BatchNorm": batchnorm,
     "LayerNorm": layernorm,
+    "RMSNorm": rmsnorm,
+    "GroupNorm": groupnorm,
     "MultiheadAttention": multihead_attention,
 }
