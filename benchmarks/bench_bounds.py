@@ -18,15 +18,11 @@ import os
 import time
 
 from .common import machine_header, table
-from .servers import request, reset_peak, rss_kib, start_gunicorn
+from harness.processes import cpu_seconds, reset_peak, rss_kib
+
+from .servers import request, start_gunicorn
 
 MIB = 1 << 20
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _layers(n: int, width: int, scheme=None) -> list:
@@ -167,14 +163,14 @@ def run_case(name: str, build) -> list:
         request(server.port, "GET", "/healthz")
         idle = rss_kib(pid)
         reset_peak(pid)
-        cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
         statuses, sizes = [], 0
         for method, path, body, headers in build():
             status, _, got = request(server.port, method, path, body, headers)
             statuses.append(status)
             sizes += got
         wall = time.perf_counter() - t0
-        cpu = _cpu_seconds(pid) - cpu0
+        cpu = cpu_seconds(pid) - cpu0
         peak = rss_kib(pid, "VmHWM")
         end = rss_kib(pid)
         alive = server.proc.poll() is None and server.workers() == [pid]

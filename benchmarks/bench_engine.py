@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from benchmarks.common import machine_header, median_time, table
-from service.core import build_plan
+from service import document
 
 FAMILIES = [
     # (family, our scheme, numpy whole-array baseline, torch init)
@@ -63,7 +63,7 @@ def run(n: int = 50_000_000, repeat: int = 5) -> str:
     for family, scheme, np_kind, torch_init in FAMILIES:
         doc = {"architecture": {"layers": [{"type": "tensor", "name": "t", "shape": [rows, n // rows]}]},
                "scheme": scheme}
-        t = build_plan(doc).selected[0]
+        t = document.plan(doc).selected[0]
 
         def stream():
             for _ in t.blocks():

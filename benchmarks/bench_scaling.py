@@ -28,8 +28,9 @@ import orjson
 
 from benchmarks.common import machine_header, table
 from benchmarks.servers import ROOT, request, reset_peak, rss_kib, start_gunicorn, wrk, wrk_post_script
-from service.core import build_plan
-from service.encoders import sizes
+from service import document
+from service.output import formats
+from service.output.report import Report
 
 MLP = {"architecture": {"layers": [
     {"type": "dense", "name": "fc1", "in_features": 32, "out_features": 64, "activation": "relu"},
@@ -102,11 +103,11 @@ def workers_table(seconds: int, repeat: int) -> str:
 
 def seven_b(parallel: int) -> str:
     t0 = time.perf_counter()
-    plan7 = build_plan(SEVEN_B)
+    plan7 = document.plan(SEVEN_B)
     plan_s = time.perf_counter() - t0
-    bytes7 = sizes(plan7)["safetensors"]
-    plan_small = build_plan(SMALL)
-    bytes_small = sizes(plan_small)["safetensors"]
+    bytes7 = formats.totals(Report(plan7))["bytes"]["safetensors"]
+    plan_small = document.plan(SMALL)
+    bytes_small = formats.totals(Report(plan_small))["bytes"]["safetensors"]
     srv = start_gunicorn("service:create_app()", "7b", env={"WEIGHTINIT_WORKERS": "2"})
     out_rows = []
     try:

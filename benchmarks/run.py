@@ -43,7 +43,7 @@ import orjson
 from benchmarks.bench_engine import numpy_whole
 from benchmarks.common import machine_header, table
 from benchmarks.servers import (reset_peak, request, rss_kib, start_gunicorn, wrk, wrk_post_script)
-from service.core import build_plan
+from service import document
 
 ROWS, COLS = 5000, 10_000  # 50M elements
 FAMILIES = [
@@ -67,7 +67,6 @@ def fresh_seed() -> int:
 
 
 def versions() -> str:
-    import flask
     import gunicorn
     from importlib.metadata import version
 
@@ -145,7 +144,7 @@ def large_artifacts(service, repeat: int, trunc_repeat: int) -> str:
 
 # ---------------------------------------------------------------------------------------- 2
 def json_vs_dumps(service, repeat: int) -> str:
-    n = 1_000_000
+
     service_t, dumps_t = [], []
     checked = 0
     for i in range(repeat + 1):
@@ -157,7 +156,7 @@ def json_vs_dumps(service, repeat: int) -> str:
         status, _, payload = request(service.port, "POST", "/v1/weights", body, keep=True)
         elapsed = time.perf_counter() - t0
         assert status == 200
-        a = build_plan({k: v for k, v in doc.items() if k != "format"}).selected[0].generate()
+        a = document.plan({k: v for k, v in doc.items() if k != "format"}).selected[0].generate()
         got = np.array(orjson.loads(bytes(payload))["tensors"][0]["values"], dtype=np.float32)
         if got.shape != a.shape or not np.array_equal(got.view(np.uint32), a.view(np.uint32)):
             raise AssertionError("JSON values do not round-trip to the engine's float32 values")
@@ -252,7 +251,7 @@ def memory(env: dict) -> str:
                "format": "safetensors"}
         st304, _, _ = request(srv.port, "POST", "/v1/weights", orjson.dumps(big), {"If-None-Match": "*"})
         cfg = load_config({})
-        plan = build_plan({k: v for k, v in big.items() if k != "format"})
+        plan = document.plan({k: v for k, v in big.items() if k != "format"})
         limits.check_elements(plan, "safetensors", cfg)
     finally:
         srv.stop()

@@ -20,28 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.processes import children, free_port, reset_peak, rss_kib  # noqa: F401  (re-exported)
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of a process, from /proc (also used by the tests, via tests/conftest.py)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                # The command name (field 2) may contain spaces; the fields after its ')' are fixed.
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except OSError:
-                pass
-    return sorted(out)
 
 
 @dataclass
@@ -209,21 +190,3 @@ def wrk_post_script(body: str, headers: dict | None = None, vary_seed: bool = Fa
 
 def lua_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    """A /proc/<pid>/status memory field in KiB (VmRSS, VmHWM, ...); also used by tests/hardening."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} for {pid}")
-
-
-def reset_peak(pid: int) -> None:
-    """Reset VmHWM (the peak RSS) of a process (Linux: write 5 to /proc/PID/clear_refs)."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass

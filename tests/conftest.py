@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # One copy of the process helpers, shared with the benchmarks (which start servers the same way).
-from benchmarks.servers import children, free_port  # noqa: E402,F401  (re-exported to the tests)
+from harness.processes import children, free_port  # noqa: E402,F401  (re-exported to the tests)
 
 
 @dataclass

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.core import SpecError, build_plan
+from service import document
+from service.core import SpecError
 from service.core.dtypes import DTYPES, as_float
 from service.core import diagnose as dg
-from service.document import ValidationError, flatten_messages, load_diagnose_request, load_request
+from service.document import ValidationError, flatten_messages, load_diagnose_request
 from service.output import formats
 from service.output.jsonenc import document_with_values
 from service.output.report import Report
@@ -15,7 +16,7 @@ from service.output.report import Report
 
 def plan_of(doc, **kw):
     """The Plan of a request document, validated as every entry point validates it."""
-    return build_plan(load_request(doc), **kw)
+    return document.plan(doc, **kw)
 
 
 def diagnose_of(doc, **kw) -> dict:

@@ -13,10 +13,11 @@ from marshmallow import Schema, ValidationError
 
 from ..core.diagnose import DiagnoseRequest
 from ..core.document import Request
+from ..core.plan import Plan, build_plan
 from .schemas import DiagnoseRequestSchema, RequestSchema, WeightsRequestSchema
 from .strict import instance
 
-__all__ = ["load", "load_request", "load_weights_request", "load_diagnose_request", "ValidationError",
+__all__ = ["load", "load_request", "plan", "load_weights_request", "load_diagnose_request", "ValidationError",
            "flatten_messages", "RequestSchema", "WeightsRequestSchema", "DiagnoseRequestSchema"]
 
 
@@ -31,6 +32,11 @@ def load(data, schema: type[Schema] = RequestSchema) -> tuple[Request, dict]:
 def load_request(data) -> Request:
     """A request document (nothing added): the typed request."""
     return load(data)[0]
+
+
+def plan(data, *, max_tensors: int | None = None) -> Plan:
+    """Validate a request document and plan it (nothing drawn): what every entry point does first."""
+    return build_plan(load_request(data), max_tensors=max_tensors)
 
 
 def load_weights_request(data) -> tuple[Request, str | None]:

@@ -5,7 +5,6 @@ raw-socket HTTP for the requests an HTTP library refuses to send."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.servers import rss_kib  # the benchmarks' reader of /proc/<pid>/status memory fields
+from harness.processes import cpu_seconds, reset_peak, rss_kib
 from tests.conftest import Server, children, start_server, stop_server
 
 HERE = Path(__file__).resolve().parent
@@ -26,23 +25,6 @@ def proc_threads(pid: int) -> int:
             if line.startswith("Threads:"):
                 return int(line.split()[1])
     raise AssertionError(f"no Threads for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def reset_peak_rss(pid: int) -> bool:
-    """Reset VmHWM (the peak RSS) of a process to its current RSS; False where the kernel refuses."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05):
@@ -94,4 +76,4 @@ def one_worker_server(tmp_path_factory):
 
 
 __all__ = ["Server", "children", "start_server", "stop_server", "rss_kib", "proc_threads", "cpu_seconds",
-           "reset_peak_rss", "wait_for", "raw_request", "single_worker", "healthy", "TIMEOUT", "HERE"]
+           "reset_peak", "wait_for", "raw_request", "single_worker", "healthy", "TIMEOUT", "HERE"]

@@ -24,7 +24,7 @@ from service.api.app import MAX_HEADER_LENGTHS
 from tests.helpers import plan_of, problem_of
 from tests.helpers import artifact_of as encode
 
-from .conftest import TIMEOUT, raw_request, reset_peak_rss, rss_kib, single_worker
+from .conftest import TIMEOUT, raw_request, reset_peak, rss_kib, single_worker
 
 JSON_CT = {"Content-Type": "application/json"}
 
@@ -341,7 +341,7 @@ def test_a_request_for_1e12_elements_allocates_nothing(one_worker_server, worker
     big = {**TENSOR_1E12, "dtype": "float64"}
     for _ in range(3):  # warm up this code path (imports, caches) before measuring
         _post(one_worker_server, "/v1/weights", dumps({**big, "format": "safetensors"}), {})
-    can_reset = reset_peak_rss(worker)
+    can_reset = reset_peak(worker)
     before_rss, before_peak = rss_kib(worker), rss_kib(worker, "VmHWM")
     for fmt in ("json", "npy", "npz", "safetensors"):
         p = assert_problem(_post(one_worker_server, "/v1/weights", dumps({**big, "format": fmt}), {}), 413,
