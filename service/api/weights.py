@@ -31,6 +31,7 @@ from .. import document, limits
 from ..core import build_plan
 from ..core.document import Request
 from ..core.errors import SpecError
+from ..core.linalg_identity import etag_value
 from ..core.plan import Plan
 from ..output import formats
 from ..output.report import Report
@@ -41,6 +42,9 @@ from .http import (JSON, accept, config, immutable_headers, json_response, match
 
 bp = Blueprint("weights", __name__)
 log = logging.getLogger("weightinit")
+
+#: On every 206: the largest part that carries ``Content-Digest`` (``WEIGHTINIT_DIGEST_MAX_BYTES``).
+DIGEST_BOUND = "X-Weightinit-Digest-Max-Bytes"
 
 
 def _key(raw: bytes) -> bytes:
@@ -81,7 +85,7 @@ def negotiate(body_format: str | None) -> tuple[str, str]:
 
 
 def artifact_headers(plan: Plan, fmt: str) -> dict:
-    return {**immutable_headers(f'"{plan.fingerprint}-{fmt}"'),
+    return {**immutable_headers(f'"{etag_value(plan)}-{fmt}"'),
             "X-Weightinit-Seed": str(plan.seed),
             "X-Weightinit-Scheme": plan.request.scheme["name"],
             "Vary": "Accept"}
@@ -97,7 +101,7 @@ def plan_view():
         req, _ = _load(raw)
         require_accept(JSON)
         plan = _plan(req)
-        headers = {**immutable_headers(f'"{plan.fingerprint}-plan"'), "X-Weightinit-Seed": str(plan.seed),
+        headers = {**immutable_headers(f'"{etag_value(plan)}-plan"'), "X-Weightinit-Seed": str(plan.seed),
                    "X-Weightinit-Scheme": plan.request.scheme["name"]}
         entry = cache.put(key, Entry(headers, body=orjson.dumps(formats.document(Report(plan)))))
     headers = dict(entry.headers)
@@ -236,14 +240,14 @@ def weights_view():
             sha256, length = built.sha256, built.length
             resp = Response(_stream(built, g.get("request_id"), None, _direct_socket()), status=200,
                             mimetype=media_type, direct_passthrough=True)
-        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:"
+        headers["Repr-Digest"] = sha256_field(bytes.fromhex(sha256))
     elif artifact.length <= config().digest_max_bytes:
         # A small artifact is built in memory first (at most digest_max_bytes, one copy), so that its
         # sha-256 can go out before the body, in Repr-Digest; a client verifies the whole download.
         body = b"".join(bytes(chunk) for chunk in artifact.chunks())  # copies: chunks reuse their buffers
         if len(body) != artifact.length:
             raise RuntimeError(f"the {fmt} encoder produced {len(body)} bytes, announced {artifact.length}")
-        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
+        headers["Repr-Digest"] = sha256_field(hashlib.sha256(body).digest())
         resp = Response(body, status=200, mimetype=media_type)
         resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
         resp.headers["Accept-Ranges"] = "none"
@@ -261,22 +265,54 @@ def weights_view():
 def _partial(artifact, span: tuple[int, int], media_type: str, headers: dict) -> Response:
     """206 Partial Content: bytes ``[start, stop)`` of the artifact, drawing only the blocks they need.
 
-    A small artifact (at most ``digest_max_bytes``) is built whole, as for a 200, so that its
-    ``Repr-Digest`` (of the whole representation, RFC 9530) goes out with every part."""
+    A part of at most ``digest_max_bytes`` is built in memory first (bounded) so that
+    ``Content-Digest`` (RFC 9530: the sha-256 of exactly this part's bytes) goes out before it:
+    a client assembling parts verifies each one as it arrives, whatever the artifact's size. A
+    larger part streams without it. Every 206 states the bound in ``X-Weightinit-Digest-Max-Bytes``
+    so that a client can cut its parts to it. A small artifact (at most the bound) is built whole,
+    as for a 200, so that its ``Repr-Digest`` (of the whole representation) goes out with every
+    part too."""
     start, stop = span
-    if artifact.length <= config().digest_max_bytes:
+    bound = config().digest_max_bytes
+    if artifact.length <= bound:
         body = b"".join(bytes(chunk) for chunk in artifact.chunks())
-        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
-        resp = Response(body[start:stop], status=206, mimetype=media_type)
+        headers["Repr-Digest"] = sha256_field(hashlib.sha256(body).digest())
+        part = body[start:stop]
+    elif stop - start <= bound:
+        part = _part_bytes(artifact, start, stop)
+    else:
+        part = None
+    if part is not None:
+        headers["Content-Digest"] = sha256_field(hashlib.sha256(part).digest())
+        resp = Response(part, status=206, mimetype=media_type)
     else:
         resp = Response(_stream(artifact, g.get("request_id"), span, _direct_socket()), status=206,
                         mimetype=media_type, direct_passthrough=True)
     resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
     resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{artifact.length}"
     resp.headers["Content-Length"] = str(stop - start)
+    resp.headers[DIGEST_BOUND] = str(bound)
     for k, v in headers.items():
         resp.headers[k] = v
     return resp
+
+
+def _part_bytes(artifact, start: int, stop: int) -> bytes:
+    """Bytes ``[start, stop)`` of the artifact in one buffer (the pieces are views of reused buffers)."""
+    buf = bytearray(stop - start)
+    pos = 0
+    for piece in artifact.byte_range(start, stop):
+        n = memoryview(piece).nbytes
+        buf[pos:pos + n] = piece
+        pos += n
+    if pos != len(buf):
+        raise RuntimeError(f"the {artifact.format} range [{start}, {stop}) produced {pos} bytes")
+    return bytes(buf)
+
+
+def sha256_field(digest: bytes) -> str:
+    """An RFC 9530 ``Repr-Digest`` / ``Content-Digest`` value: ``sha-256=:<base64>:``."""
+    return f"sha-256=:{base64.b64encode(digest).decode()}:"
 
 
 def _direct_socket():

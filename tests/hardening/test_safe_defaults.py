@@ -192,6 +192,10 @@ REVIEWED_IMPORTS = {
     ("service/core/normals.py", "ctypes"): "loads only the package's own compiled sampler (_ziggurat, found by "
                                            "importlib beside normals.py) and passes it buffers the engine allocated "
                                            "with their sizes; no request data becomes a path, a symbol or a pointer",
+    ("service/core/linalg_identity.py", "ctypes"): "opens only NumPy's own LAPACK extension module (its __file__) "
+                                                   "and calls OpenBLAS's argument-less get_corename/get_config/"
+                                                   "get_num_threads; no request data becomes a path, a symbol or a "
+                                                   "pointer",
     ("service/output/floattext.py", "ctypes"): "loads only the package's own compiled float printer (_f32text, "
                                                  "beside floattext.py); passes it NumPy buffers it allocated, sized "
                                                  "by the C layout's own bound (Printer.capacity) and checked by the C "
