@@ -116,12 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schemes", help="list the scheme registry")
     s.add_argument("--json", action="store_true", help="machine-readable")
     s.set_defaults(func=cmd_schemes)
-    try:
-        from .fetch import add_fetch_parser
-    except ImportError:  # pragma: no cover - fetch lands with the scale-out work
-        pass
-    else:
-        add_fetch_parser(sub)
+    from .fetch import add_fetch_parser  # here: fetch's command imports the helpers above from this module
+
+    add_fetch_parser(sub)
     return p
 
 

@@ -1,49 +1,66 @@
 """``weightinit fetch URL REQUEST.json -o model.safetensors --parallel N``: one artifact, fetched in
-parallel byte ranges from any replica, assembled into a file byte-identical to ``weightinit generate``.
+parallel byte ranges from any replica, assembled into a file byte-identical to ``weightinit generate``,
+and renamed into place only once the server has proven every byte of it.
 
-1. ``POST URL/v1/plan`` with the document: the artifact's exact length (``totals.bytes``) and
-   its fingerprint, hence the ETag every part must carry: ``"<fingerprint>-<format>"`` (the
-   fingerprint covers the request, the engine version and NumPy's version).
-2. The length is cut into parts (``--part-size``, default: about four parts per connection, at
-   least 8 MiB, in whole MiB); ``N`` threads take parts from a queue and ``POST URL/v1/weights``
-   with ``Range: bytes=a-b`` and ``If-Range: <ETag>`` (a replica on another engine version then
-   answers 200 with its whole artifact instead of a part, which fails the fetch: parts of two
-   engine versions never mix). ``URL`` may list several replicas separated by commas: parts go
-   round-robin over them; behind a load balancer, one URL is enough.
-3. Every part must answer 206 with ``Content-Range: bytes a-b/length``, ``Content-Length``
-   ``b-a+1``, the expected ETag, and exactly that many bytes; each is written at its offset
-   (``os.pwrite``) into ``OUT.partial``.
-4. The assembled file is checked (size; safetensors: the header parses and its tensors tile the
-   data; npy: the header parses and matches the size; ``Repr-Digest``, which the server sends for
-   artifacts up to ``WEIGHTINIT_DIGEST_MAX_BYTES``: the sha-256 of the whole file) and renamed.
+1. ``POST URL/v1/plan``: the artifact's exact length (``totals.bytes``) and the ETag every part
+   must carry (the plan's ``"<tag>-plan"`` with the format instead of ``plan``; the tag covers the
+   request, the engine and NumPy versions and, for orthogonal tensors, the LAPACK build:
+   ``service.core.linalg_identity``).
+2. npy and safetensors: parts of at most ``PART_SIZE`` (``--part-size``) go to ``N`` threads, each
+   ``POST URL/v1/weights`` with ``Range`` and ``If-Range: <ETag>`` (a replica whose bytes could
+   differ answers 200, which fails the fetch). Every part must be a 206 with the exact
+   ``Content-Range``, ``Content-Length``, ETag and ``Content-Digest`` (the sha-256 of the part,
+   RFC 9530): its bytes are hashed as they are written at their offset and compared. A server
+   proves parts up to its ``X-Weightinit-Digest-Max-Bytes``: a larger part is cut to it and
+   asked again; a server that proves none (a bound of 0) fails the fetch.
+3. npz and JSON (their bytes depend on all before them) come in one request: JSON against its
+   ``Repr-Digest`` (always sent), npz against ``Repr-Digest`` when sent and always entry by entry
+   against the CRC-32s the server wrote, every other byte against the ZIP records it writes.
+4. The file (``.OUT.<random>.partial`` beside OUT, created exclusively, never through a symlink)
+   is checked (the written parts tile it; the safetensors or npy header; ``Repr-Digest`` where
+   sent), synced and renamed to OUT.
 
-Any failure (connection error, status, header mismatch, short read, a failed check) stops the
-fetch: the partial file is removed, one line goes to stderr, the exit code is 1. ``--retries``
-re-asks a failed part that many times (each retry is reported) before giving up. JSON and npz
-cannot be cut into ranges (their bytes depend on all before them): they are fetched in one
-request, with the same checks. A progress bar goes to stderr when it is a terminal.
+Any failure in any thread, a bad or unproven byte, or Ctrl-C stops the fetch (the workers end
+before the file is closed): the partial file is removed, one line goes to stderr, the exit code is
+1. ``--retries`` re-asks a part that failed in transit (connection, short read, digest) that many
+times. README ("Byte ranges and sharded downloads") has the whole contract.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import http.client
 import json
+import math
 import os
 import queue
+import re
+import secrets
+import socket
 import struct
 import sys
 import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .config import load_config
 from .output import formats
 
 EXIT_FAILED = 1
 MIB = 1 << 20
 RANGED = tuple(f.name for f in formats.FORMATS.values() if f.ranges)
+#: The default part size: the server's default ``WEIGHTINIT_DIGEST_MAX_BYTES``, the largest part it
+#: proves with a ``Content-Digest`` (a server with a smaller bound says so, and parts are cut to it).
+PART_SIZE = load_config(environ={}).digest_max_bytes
+#: The header of every 206 that states that bound.
+DIGEST_BOUND = "X-Weightinit-Digest-Max-Bytes"
+#: The safetensors format's own bound on its JSON header (the reference implementation's).
+SAFETENSORS_MAX_HEADER = 100_000_000
+_SHA256 = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/]{43}=):\s*(?=,|$)")
 
 
 class FetchError(Exception):
@@ -52,6 +69,22 @@ class FetchError(Exception):
     def __init__(self, message: str, transient: bool = False):
         super().__init__(message)
         self.transient = transient
+
+
+class BadURL(ValueError):
+    """A URL argument that is not an http(s) URL: a usage error."""
+
+
+class _Stopped(Exception):
+    """The fetch is being stopped (another part failed, or Ctrl-C): this worker ends quietly."""
+
+
+class _Unproven(FetchError):
+    """A 206 without ``Content-Digest``: its part is larger than the server's bound (``bound``)."""
+
+    def __init__(self, message: str, bound: int | None):
+        super().__init__(message)
+        self.bound = bound
 
 
 @dataclass(frozen=True)
@@ -63,10 +96,14 @@ class Replica:
 
     @classmethod
     def parse(cls, url: str) -> "Replica":
-        u = urlsplit(url.strip())
+        try:
+            u = urlsplit(url.strip())
+            port = u.port
+        except ValueError as e:
+            raise BadURL(f"not an http(s) URL: {url!r} ({e})") from None
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        return cls(u.scheme, u.hostname, u.port, u.path.rstrip("/"))
+            raise BadURL(f"not an http(s) URL: {url!r}")
+        return cls(u.scheme, u.hostname, port, u.path.rstrip("/"))
 
     def connect(self, timeout: float) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
@@ -128,280 +165,564 @@ def _post(replica: Replica, path: str, body: bytes, headers: dict, timeout: floa
 
 
 def _problem(resp) -> str:
+    """': <detail>' of a problem body, or '' when it is none (not JSON, not an object, unreadable)."""
     try:
         body = json.loads(resp.read(65536) or b"{}")
-        return f": {body.get('detail', body)}" if isinstance(body, dict) else ""
-    except ValueError:
+    except (ValueError, RecursionError, OSError, http.client.HTTPException):
         return ""
+    return f": {body.get('detail', body)}" if isinstance(body, dict) else ""
 
 
-def plan_of(replica: Replica, document: dict, fmt: str, timeout: float) -> tuple[int, str]:
-    """(exact artifact length, the ETag every part must carry) from ``POST /v1/plan``."""
+def _sha256_of(value: str | None, header: str, where: str) -> bytes | None:
+    """The sha-256 in an RFC 9530 digest field (``sha-256=:<base64>:``), None when absent."""
+    if value is None:
+        return None
+    m = _SHA256.search(value)
+    if m is None:
+        raise FetchError(f"{where}: malformed {header} {value[:120]!r} (expected sha-256=:<base64>:)")
+    return base64.b64decode(m.group(1))
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def _content_length(resp, where: str) -> int:
+    value = resp.getheader("Content-Length")
+    if value is None or not value.strip().isdigit():
+        raise FetchError(f"{where}: Content-Length {value!r} is not a byte count")
+    return int(value)
+
+
+def plan_of(replica: Replica, document: dict, fmt: str, timeout: float) -> tuple[int | None, str]:
+    """(exact artifact length, None for JSON; the ETag every part must carry) from ``POST /v1/plan``."""
+    where = f"{replica}/v1/plan"
     conn, resp = _post(replica, "/v1/plan", json.dumps(document).encode(), {"Accept": "application/json"}, timeout)
     try:
         if resp.status != 200:
-            raise FetchError(f"{replica}/v1/plan answered {resp.status} {resp.reason}{_problem(resp)}")
-        report = json.loads(resp.read())
+            raise FetchError(f"{where} answered {resp.status} {resp.reason}{_problem(resp)}")
         etag = resp.getheader("ETag") or ""
+        try:
+            report = json.loads(resp.read())
+        except (OSError, http.client.HTTPException) as e:
+            raise FetchError(f"{where}: {type(e).__name__} while reading the plan: {e}", transient=True) from None
+        except (ValueError, RecursionError) as e:
+            raise FetchError(f"{where} answered 200 with a body that is not JSON ({e})") from None
     finally:
         conn.close()
-    length = (report.get("totals") or {}).get("bytes", {}).get(fmt)
+    totals = report.get("totals") if isinstance(report, dict) else None
+    sizes = totals.get("bytes") if isinstance(totals, dict) else None
+    if not isinstance(sizes, dict):
+        raise FetchError(f"{where} answered a plan without totals.bytes: not a weightinit plan")
+    length = sizes.get(fmt)
     if fmt == "json":
         length = None  # not known before the values are drawn: fetched whole
-    elif not isinstance(length, int):
+    elif length is None:
         raise FetchError(f"the plan gives no {fmt} size (npy holds exactly one tensor: select it with `tensors`)")
-    if not (etag.startswith('"') and etag.endswith('-plan"')):
-        raise FetchError(f"{replica}/v1/plan sent no plan ETag (got {etag!r})")
+    elif type(length) is not int or length < 0:
+        raise FetchError(f"{where}: totals.bytes.{fmt} is {length!r}, not a byte count")
+    if not re.fullmatch(r'"[0-9a-f]{64}-plan"', etag):
+        raise FetchError(f"{where} sent no plan ETag (got {etag[:120]!r})")
     return length, etag[: -len('-plan"')] + f'-{fmt}"'
 
 
-def split(length: int, parallel: int, part_size: int | None) -> list[tuple[int, int]]:
-    """Byte ranges ``[start, stop)`` tiling ``[0, length)``."""
-    if part_size is None:
-        part_size = max(8 * MIB, -(-length // (4 * parallel)))
-        part_size = -(-part_size // MIB) * MIB
-    return [(a, min(a + part_size, length)) for a in range(0, length, part_size)]
+def split(length: int, part_size: int, start: int = 0) -> list[tuple[int, int]]:
+    """Byte ranges ``[a, b)`` of at most ``part_size`` bytes tiling ``[start, length)``."""
+    return [(a, min(a + part_size, length)) for a in range(start, length, part_size)]
 
 
-class _Fetcher:
-    def __init__(self, replicas, body: bytes, etag: str, length: int, fd: int, timeout: float, retries: int,
-                 progress: Progress):
-        self.replicas = replicas
-        self.body = body
-        self.etag = etag
-        self.length = length
-        self.fd = fd
-        self.timeout = timeout
-        self.retries = retries
-        self.progress = progress
-        self.digests: set[str] = set()
+# ------------------------------------------------------------------------------------ the file
+class _Partial:
+    """The download's temporary file: ``.<name>.<random>.partial`` beside the output, created with
+    ``O_CREAT | O_EXCL | O_NOFOLLOW``, so that a planted symlink, another run's partial file or any
+    existing name is never opened, followed or overwritten. ``commit`` syncs it and renames it over
+    the output; ``discard`` removes it. The descriptor is read back for the checks, never the name."""
+
+    def __init__(self, output: str):
+        directory, name = os.path.split(os.path.abspath(output))
+        self.output, self.directory = output, directory
+        self.path = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.partial")
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self.fd = os.open(self.path, flags, 0o644)
+        except OSError as e:
+            raise FetchError(f"cannot create a file in {directory}: {e.strerror}") from None
+
+    def reserve(self, length: int) -> None:
+        """Allocate the file's blocks now, so that a full disk fails before the download, not in it."""
+        if length <= 0:
+            return
+        try:
+            os.posix_fallocate(self.fd, 0, length)
+            return
+        except AttributeError:  # no posix_fallocate on this platform: a sparse file
+            pass
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise FetchError(f"cannot reserve {length} bytes for {self.output} in {self.directory}: "
+                                 f"{e.strerror}") from None
+        os.ftruncate(self.fd, length)
+
+    def write(self, data, offset: int, where: str) -> None:
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(view):
+                done += os.pwrite(self.fd, view[done:], offset + done)
+        except OSError as e:
+            raise FetchError(f"cannot write {where} to {self.directory}: {e.strerror}") from None
+
+    def reader(self):
+        """A binary file object reading the partial file from its start (its own descriptor)."""
+        f = os.fdopen(os.dup(self.fd), "rb")
+        f.seek(0)
+        return f
+
+    def commit(self) -> None:
+        try:
+            os.fsync(self.fd)
+            os.replace(self.path, self.output)
+        except OSError as e:
+            raise FetchError(f"cannot write {self.output}: {e.strerror}") from None
+        self._close()
+        try:  # the rename itself survives a crash once its directory is synced
+            dfd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+
+    def discard(self) -> None:
+        if self.fd is None:  # committed: the name is the output's now
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        self._close()
+
+    def _close(self) -> None:
+        fd, self.fd = self.fd, None
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------------ ranges
+class _Ranged:
+    """``parallel`` threads take parts from a queue and write each at its offset, once proven."""
+
+    def __init__(self, replicas, body: bytes, etag: str, length: int, out: _Partial, timeout: float,
+                 retries: int, part_size: int, progress: Progress):
+        self.replicas, self.body, self.etag, self.length = replicas, body, etag, length
+        self.out, self.timeout, self.retries, self.progress = out, timeout, retries, progress
+        self.parts: queue.Queue = queue.Queue()
+        for r in split(length, part_size):
+            self.parts.put(r)
+        self.done: list[tuple[int, int]] = []   # parts written and proven
+        self.repr_digests: set[bytes] = set()
         self.failed: list[str] = []
         self.stop = threading.Event()
+        self._conns: set = set()                 # in use, so that a stop can cut their reads short
         self._lock = threading.Lock()
 
+    def run(self, parallel: int) -> None:
+        """Fetch every part. Returns only once every worker has ended, whatever happens (Ctrl-C
+        included): no worker may write into the file after its descriptor is closed."""
+        threads = [threading.Thread(target=self.worker, args=(i,), name=f"weightinit-fetch-{i}", daemon=True)
+                   for i in range(min(parallel, self.parts.qsize()))]
+        started = []
+        try:
+            for th in threads:
+                th.start()
+                started.append(th)
+            for th in started:
+                th.join()
+        except BaseException:
+            self.halt()
+            _join(started)
+            raise
+        if self.failed:
+            raise FetchError(self.failed[0])
+        _check_tiling(self.done, self.length)
+
+    def halt(self) -> None:
+        """Stop every worker now: set the flag, and shut the sockets they may be blocked reading."""
+        self.stop.set()
+        with self._lock:
+            socks = [c.sock for c in self._conns if c.sock is not None]
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def worker(self, index: int) -> None:
+        """Any exception of any worker fails the fetch (not only a FetchError: a full disk, a bug)."""
+        try:
+            self._work(index)
+        except _Stopped:
+            pass
+        except BaseException as e:
+            message = str(e) if isinstance(e, FetchError) else f"{type(e).__name__} in a fetch worker: {e}"
+            with self._lock:
+                self.failed.append(message)
+            self.halt()
+
+    def _work(self, index: int) -> None:
+        buf = memoryview(bytearray(MIB))
+        conn = None
+        k = index
+        try:
+            while not self.stop.is_set():
+                try:
+                    start, stop = self.parts.get_nowait()
+                except queue.Empty:
+                    return
+                attempt = 0
+                while True:
+                    replica = self.replicas[k % len(self.replicas)]
+                    k += 1
+                    try:
+                        conn = self.part(replica, conn, start, stop, buf)
+                        break
+                    except _Unproven as e:
+                        conn = None
+                        if e.bound is None or not 0 < e.bound < stop - start:
+                            raise
+                        for piece in split(stop, e.bound, start):  # the server proves smaller parts
+                            self.parts.put(piece)
+                        break
+                    except FetchError as e:
+                        conn = None
+                        if self.stop.is_set():
+                            raise _Stopped() from None
+                        if attempt < self.retries and e.transient:
+                            attempt += 1
+                            sys.stderr.write(f"\nweightinit fetch: retrying ({attempt}/{self.retries}): {e}\n")
+                            continue
+                        raise
+        finally:
+            if conn is not None:
+                self._close(conn)
+
+    def _close(self, conn) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+        conn.close()
+
     def part(self, replica: Replica, conn, start: int, stop: int, buf: memoryview):
-        """Fetch bytes ``[start, stop)`` and write them at ``start``; returns the connection to reuse."""
-        headers = {"Range": f"bytes={start}-{stop - 1}", "If-Range": self.etag}
-        conn, resp = _post(replica, "/v1/weights", self.body, headers, self.timeout, conn)
+        """Fetch bytes ``[start, stop)``, write them at ``start`` and check them against the part's
+        ``Content-Digest``; returns the connection to reuse (None when it closes)."""
+        if self.stop.is_set():
+            raise _Stopped()
+        conn = conn or replica.connect(self.timeout)
+        with self._lock:
+            self._conns.add(conn)
         where = f"{replica} bytes {start}-{stop - 1}"
         try:
-            if resp.status != 206:
-                raise FetchError(f"{where}: answered {resp.status} {resp.reason}, not 206 Partial Content"
-                                 + (" (a replica with another engine version or request?)" if resp.status == 200
-                                    else _problem(resp)))
-            etag = resp.getheader("ETag")
-            if etag != self.etag:
-                raise FetchError(f"{where}: ETag {etag} is not the plan's {self.etag}: replicas differ "
-                                 f"(engine or NumPy version); parts would not fit together")
-            want_range = f"bytes {start}-{stop - 1}/{self.length}"
-            if resp.getheader("Content-Range") != want_range:
-                raise FetchError(f"{where}: Content-Range {resp.getheader('Content-Range')!r}, expected {want_range!r}")
-            if resp.getheader("Content-Length") != str(stop - start):
-                raise FetchError(f"{where}: Content-Length {resp.getheader('Content-Length')!r}, "
-                                 f"expected {stop - start}")
-            digest = resp.getheader("Repr-Digest")
-            if digest:
-                with self._lock:
-                    self.digests.add(digest)
+            _, resp = _post(replica, "/v1/weights", self.body,
+                            {"Range": f"bytes={start}-{stop - 1}", "If-Range": self.etag}, self.timeout, conn)
+            want = self._check_headers(resp, where, start, stop)
+            h = hashlib.sha256()
             offset = start
             try:
                 while offset < stop:
-                    if self.stop.is_set():
-                        raise FetchError("stopped")
-                    want = min(len(buf), stop - offset)
                     try:
-                        n = resp.readinto(buf[:want])
+                        n = resp.readinto(buf[: min(len(buf), stop - offset)])
                     except (OSError, http.client.HTTPException) as e:
+                        if self.stop.is_set():
+                            raise _Stopped() from None
                         raise FetchError(f"{where}: {type(e).__name__} after {offset - start} bytes: {e}",
                                          transient=True) from None
+                    if self.stop.is_set():
+                        raise _Stopped()
                     if not n:
                         raise FetchError(f"{where}: short read: the connection closed after {offset - start} of "
                                          f"{stop - start} bytes", transient=True)
-                    written = 0
-                    while written < n:
-                        written += os.pwrite(self.fd, buf[written:n], offset + written)
+                    h.update(buf[:n])
+                    self.out.write(buf[:n], offset, where)
                     offset += n
                     self.progress.add(n)
             except BaseException:
                 self.progress.add(start - offset)  # a retry counts this part again
                 raise
+            if h.digest() != want:
+                raise FetchError(f"{where}: the sha-256 of the bytes received, {_b64(h.digest())}, differs from the "
+                                 f"part's Content-Digest {_b64(want)}: they were altered on the way", transient=True)
         except BaseException:
-            conn.close()
+            self._close(conn)
             raise
-        if resp.getheader("Connection", "").lower() == "close" or resp.will_close:
-            conn.close()
+        with self._lock:
+            self.done.append((start, stop))
+        if resp.will_close:
+            self._close(conn)
             return None
         return conn
 
-    def worker(self, index: int, parts: queue.Queue):
-        buf = memoryview(bytearray(MIB))
-        conn = None
-        k = index
-        while not self.stop.is_set():
+    def _check_headers(self, resp, where: str, start: int, stop: int) -> bytes:
+        """Every header a part must carry, as expected; returns the part's sha-256 (Content-Digest)."""
+        if resp.status != 206:
+            hint = (" (a replica whose bytes may differ: another engine, NumPy or, for an orthogonal tensor, "
+                    "LAPACK build, or a proxy dropping Range)" if resp.status == 200 else _problem(resp))
+            raise FetchError(f"{where}: answered {resp.status} {resp.reason}, not 206 Partial Content{hint}")
+        etag = resp.getheader("ETag")
+        if etag != self.etag:
+            raise FetchError(f"{where}: ETag {etag} is not the plan's {self.etag}: replicas differ "
+                             f"(engine, NumPy or LAPACK build); parts would not fit together")
+        want_range = f"bytes {start}-{stop - 1}/{self.length}"
+        if resp.getheader("Content-Range") != want_range:
+            raise FetchError(f"{where}: Content-Range {resp.getheader('Content-Range')!r}, expected {want_range!r}")
+        if resp.getheader("Content-Length") != str(stop - start):
+            raise FetchError(f"{where}: Content-Length {resp.getheader('Content-Length')!r}, expected {stop - start}")
+        whole = _sha256_of(resp.getheader("Repr-Digest"), "Repr-Digest", where)
+        if whole is not None:
+            with self._lock:
+                self.repr_digests.add(whole)
+        want = _sha256_of(resp.getheader("Content-Digest"), "Content-Digest", where)
+        if want is None:
+            raise _unproven(resp.getheader(DIGEST_BOUND), where, stop - start)
+        return want
+
+
+def _unproven(stated: str | None, where: str, size: int) -> _Unproven:
+    """The error for a 206 without ``Content-Digest``, from the bound the server states."""
+    if stated is None:
+        return _Unproven(f"{where}: the part carries no Content-Digest and the server states no "
+                         f"{DIGEST_BOUND} (an older weightinit?): its bytes cannot be verified", None)
+    if not stated.strip().isdigit():
+        return _Unproven(f"{where}: malformed {DIGEST_BOUND} {stated[:40]!r}", None)
+    bound = int(stated)
+    if bound == 0:
+        return _Unproven(f"{where}: the server proves no part (its WEIGHTINIT_DIGEST_MAX_BYTES is 0), so these "
+                         f"bytes cannot be verified; ask for a bound above 0, or fetch npz (checked by its CRC-32s)",
+                         0)
+    return _Unproven(f"{where}: no Content-Digest on a part of {size} bytes although the server proves parts of up "
+                     f"to {bound}", bound)
+
+
+def _join(threads) -> None:
+    """Wait until every thread has ended, through further Ctrl-C presses."""
+    for th in threads:
+        while th.is_alive():
             try:
-                start, stop = parts.get_nowait()
-            except queue.Empty:
-                break
-            attempt = 0
-            while True:
-                replica = self.replicas[k % len(self.replicas)]
-                k += 1
-                try:
-                    conn = self.part(replica, conn, start, stop, buf)
-                    break
-                except FetchError as e:
-                    conn = None
-                    if self.stop.is_set():
-                        return
-                    if attempt < self.retries and e.transient:
-                        attempt += 1
-                        sys.stderr.write(f"\nweightinit fetch: retrying ({attempt}/{self.retries}): {e}\n")
-                        continue
-                    with self._lock:
-                        self.failed.append(str(e))
-                    self.stop.set()
-                    return
-        if conn is not None:
-            conn.close()
+                th.join()
+            except KeyboardInterrupt:
+                continue
 
 
+def _check_tiling(done: list[tuple[int, int]], length: int) -> None:
+    """The parts written tile ``[0, length)`` exactly: no byte missing or written by two parts."""
+    pos = 0
+    for a, b in sorted(done):
+        if a > pos:
+            raise FetchError(f"bytes {pos}-{a - 1} of {length} were never written")
+        if a < pos:
+            raise FetchError(f"bytes {a}-{min(b, pos) - 1} were written by two parts")
+        pos = b
+    if pos != length:
+        raise FetchError(f"bytes {pos}-{length - 1} of {length} were never written")
+
+
+# ------------------------------------------------------------------------------------ whole
+def _fetch_whole(replica: Replica, body: bytes, etag: str, length: int | None, out: _Partial,
+                 timeout: float) -> tuple[int, bytes, bytes | None]:
+    """One request for the whole artifact: (bytes written, their sha-256, the Repr-Digest sent or None)."""
+    where = f"{replica}/v1/weights"
+    conn, resp = _post(replica, "/v1/weights", body, {}, timeout)
+    try:
+        if resp.status != 200:
+            raise FetchError(f"{where} answered {resp.status} {resp.reason}{_problem(resp)}")
+        if resp.getheader("ETag") != etag:
+            raise FetchError(f"ETag {resp.getheader('ETag')} is not the plan's {etag}: replicas differ")
+        declared = _content_length(resp, where)
+        if length is not None and declared != length:
+            raise FetchError(f"Content-Length {declared}, the plan says {length}")
+        repr_digest = _sha256_of(resp.getheader("Repr-Digest"), "Repr-Digest", where)
+        out.reserve(declared)
+        h = hashlib.sha256()
+        got = 0
+        while got < declared:
+            try:
+                chunk = resp.read(min(MIB, declared - got))
+            except (OSError, http.client.HTTPException) as e:
+                raise FetchError(f"{where}: short read: {type(e).__name__} after {got} of {declared} bytes: {e}") \
+                    from None
+            if not chunk:
+                raise FetchError(f"{where}: short read: the connection closed after {got} of {declared} bytes")
+            h.update(chunk)
+            out.write(chunk, got, f"bytes {got}-{got + len(chunk) - 1}")
+            got += len(chunk)
+        return got, h.digest(), repr_digest
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------------------ fetch
 def fetch(urls: str, document: dict, output: str, fmt: str, *, parallel: int = 4, part_size: int | None = None,
           timeout: float = 300.0, retries: int = 0, progress: bool | None = None) -> dict:
-    """Fetch the artifact of ``document`` into ``output``; returns a summary; raises FetchError."""
+    """Fetch the artifact of ``document`` into ``output``; returns a summary; raises FetchError
+    (BadURL for a malformed URL). Never leaves a file behind unless every byte was proven."""
     replicas = [Replica.parse(u) for u in urls.split(",") if u.strip()]
     if not replicas:
-        raise FetchError("no URL given")
+        raise BadURL("no URL given")
     document = {k: v for k, v in document.items() if k != "format"}
     length, etag = plan_of(replicas[0], document, fmt, timeout)
     body = json.dumps({**document, "format": fmt}).encode()
     if progress is None:
         progress = sys.stderr.isatty()
-    tmp = f"{output}.partial"
     t0 = time.monotonic()
+    out = _Partial(output)
     try:
-        if fmt not in RANGED:
-            parts_done, digest = 1, _fetch_whole(replicas[0], body, etag, length, tmp, timeout)
-            length = os.path.getsize(tmp)
-            digests = {digest} if digest else set()
-        else:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        if fmt in RANGED:
+            out.reserve(length)
+            bar = Progress(length, progress)
+            ranged = _Ranged(replicas, body, etag, length, out, timeout, retries, part_size or PART_SIZE, bar)
             try:
-                os.ftruncate(fd, length)
-                ranges = split(length, parallel, part_size)
-                parts: queue.Queue = queue.Queue()
-                for r in ranges:
-                    parts.put(r)
-                bar = Progress(length, progress)
-                f = _Fetcher(replicas, body, etag, length, fd, timeout, retries, bar)
-                threads = [threading.Thread(target=f.worker, args=(i, parts), daemon=True)
-                           for i in range(min(parallel, len(ranges)))]
-                for th in threads:
-                    th.start()
-                for th in threads:
-                    th.join()
-                bar.finish()
-                if f.failed:
-                    raise FetchError(f.failed[0])
-                if not parts.empty():
-                    raise FetchError("some parts were not fetched")
-                os.fsync(fd)
+                ranged.run(parallel)
             finally:
-                os.close(fd)
-            parts_done, digests = len(ranges), f.digests
-        if len(digests) > 1:
-            raise FetchError(f"the parts carry different Repr-Digest values: {sorted(digests)}")
-        checked = verify(tmp, fmt, length, next(iter(digests), None))
-        os.replace(tmp, output)
+                bar.finish()
+            if len(ranged.repr_digests) > 1:
+                raise FetchError(f"the parts carry different Repr-Digest values: "
+                                 f"{sorted(map(_b64, ranged.repr_digests))}")
+            parts = len(ranged.done)
+            checked = [f"Content-Digest sha-256 of every part ({parts})"]
+            checked += verify(out, fmt, length, next(iter(ranged.repr_digests), None))
+        else:
+            length, received, repr_digest = _fetch_whole(replicas[0], body, etag, length, out, timeout)
+            parts = 1
+            if repr_digest is None and fmt == "json":
+                raise FetchError("the JSON arrived without Repr-Digest: its bytes cannot be verified")
+            if repr_digest is not None and received != repr_digest:
+                raise FetchError(f"the sha-256 of the {fmt} received, {_b64(received)}, differs from the server's "
+                                 f"Repr-Digest {_b64(repr_digest)}: the bytes were altered on the way")
+            checked = verify(out, fmt, length, None)
+            if repr_digest is not None:
+                checked.append("Repr-Digest sha-256")
+        out.commit()
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        out.discard()
         raise
-    elapsed = time.monotonic() - t0
-    return {"output": output, "format": fmt, "bytes": length, "parts": parts_done, "etag": etag,
-            "seconds": elapsed, "checked": checked, "replicas": [str(r) for r in replicas]}
-
-
-def _fetch_whole(replica: Replica, body: bytes, etag: str, length: int | None, tmp: str, timeout: float):
-    conn, resp = _post(replica, "/v1/weights", body, {}, timeout)
-    try:
-        if resp.status != 200:
-            raise FetchError(f"{replica}/v1/weights answered {resp.status} {resp.reason}{_problem(resp)}")
-        if resp.getheader("ETag") != etag:
-            raise FetchError(f"ETag {resp.getheader('ETag')} is not the plan's {etag}: replicas differ")
-        declared = int(resp.getheader("Content-Length", "-1"))
-        if length is not None and declared != length:
-            raise FetchError(f"Content-Length {declared}, the plan says {length}")
-        got = 0
-        with open(tmp, "wb") as f:
-            while True:
-                chunk = resp.read(MIB)
-                if not chunk:
-                    break
-                f.write(chunk)
-                got += len(chunk)
-        if got != declared:
-            raise FetchError(f"short read: {got} of {declared} bytes")
-        return resp.getheader("Repr-Digest")
-    finally:
-        conn.close()
+    return {"output": output, "format": fmt, "bytes": length, "parts": parts, "etag": etag,
+            "seconds": time.monotonic() - t0, "checked": checked, "replicas": [str(r) for r in replicas]}
 
 
 # ------------------------------------------------------------------------------------ checks
-def verify(path: str, fmt: str, length: int, repr_digest: str | None) -> list[str]:
-    """Check the assembled file; returns what was checked; raises FetchError."""
-    checked = []
-    size = os.path.getsize(path)
+def verify(out: _Partial, fmt: str, length: int, repr_digest: bytes | None) -> list[str]:
+    """Check the assembled file (read through its descriptor); returns what was checked; raises FetchError."""
+    size = os.fstat(out.fd).st_size
     if size != length:
         raise FetchError(f"the assembled file has {size} bytes, expected {length}")
-    checked.append(f"size {size}")
-    with open(path, "rb") as f:
+    checked = [f"size {size}"]
+    with out.reader() as f:
         if fmt == "safetensors":
-            head = f.read(8)
-            if len(head) != 8:
-                raise FetchError("not a safetensors file: shorter than 8 bytes")
-            (n,) = struct.unpack("<Q", head)
-            if n > size - 8:
-                raise FetchError(f"safetensors header length {n} exceeds the file")
-            try:
-                header = json.loads(f.read(n))
-            except ValueError as e:
-                raise FetchError(f"the safetensors header is not JSON: {e}") from None
-            spans = sorted(v["data_offsets"] for k, v in header.items() if k != "__metadata__")
-            pos = 0
-            for a, b in spans:
-                if a != pos or b < a:
-                    raise FetchError("the safetensors tensors do not tile the data section")
-                pos = b
-            if 8 + n + pos != size:
-                raise FetchError(f"the safetensors data section ends at {8 + n + pos}, the file at {size}")
-            checked.append(f"safetensors header ({len(spans)} tensors)")
+            checked.append(_check_safetensors(f, size))
         elif fmt == "npy":
-            import numpy as np
-            from numpy.lib import format as npformat
-
-            try:
-                version = npformat.read_magic(f)
-                read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
-                shape, _, dtype = read(f)
-            except ValueError as e:
-                raise FetchError(f"not a .npy file: {e}") from None
-            expect = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            if expect != size:
-                raise FetchError(f"the npy header describes {expect} bytes, the file has {size}")
-            checked.append(f"npy header {dtype.str}{list(shape)}")
-    if repr_digest:
-        want = repr_digest.strip()
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
+            checked.append(_check_npy(f, size))
+        elif fmt == "npz":
+            checked.append(_check_npz(f, size))
+        if repr_digest is not None:
+            f.seek(0)
+            h = hashlib.sha256()
             for block in iter(lambda: f.read(MIB), b""):
                 h.update(block)
-        got = f"sha-256=:{base64.b64encode(h.digest()).decode()}:"
-        if got != want:
-            raise FetchError(f"sha-256 of the assembled file {got} differs from the server's Repr-Digest {want}")
-        checked.append("Repr-Digest sha-256")
+            if h.digest() != repr_digest:
+                raise FetchError(f"sha-256 of the assembled file {_b64(h.digest())} differs from the server's "
+                                 f"Repr-Digest {_b64(repr_digest)}")
+            checked.append("Repr-Digest sha-256")
     return checked
+
+
+def _check_safetensors(f, size: int) -> str:
+    head = f.read(8)
+    if len(head) != 8:
+        raise FetchError("not a safetensors file: shorter than 8 bytes")
+    (n,) = struct.unpack("<Q", head)
+    if n > min(size - 8, SAFETENSORS_MAX_HEADER):
+        raise FetchError(f"malformed safetensors header: its length {n} exceeds the file or the format's bound")
+    try:
+        header = json.loads(f.read(n))
+    except (ValueError, RecursionError) as e:
+        raise FetchError(f"malformed safetensors header: not JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise FetchError("malformed safetensors header: not a JSON object")
+    spans = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(x) is int for x in offsets)):
+            raise FetchError(f"malformed safetensors header: tensor {name[:80]!r} has no [begin, end] data_offsets")
+        spans.append(offsets)
+    pos = 0
+    for a, b in sorted(spans):
+        if a != pos or b < a:
+            raise FetchError("malformed safetensors header: the tensors do not tile the data section")
+        pos = b
+    if 8 + n + pos != size:
+        raise FetchError(f"the safetensors data section ends at {8 + n + pos}, the file at {size}")
+    return f"safetensors header ({len(spans)} tensors)"
+
+
+def _check_npy(f, size: int) -> str:
+    from numpy.lib import format as npformat
+
+    readers = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}
+    try:
+        version = npformat.read_magic(f)
+        if version not in readers:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, _, dtype = readers[version](f)
+        expect = f.tell() + math.prod(shape) * dtype.itemsize
+    except (ValueError, SyntaxError, TypeError, KeyError, OverflowError, RecursionError) as e:
+        raise FetchError(f"malformed .npy header: {e}") from None
+    if expect != size:
+        raise FetchError(f"the npy header describes {expect} bytes, the file has {size}")
+    return f"npy header {dtype.str}{list(shape)}"
+
+
+def _check_npz(f, size: int) -> str:
+    """Every byte of an npz is one the server proves: each entry's data by the CRC-32 it computed while
+    streaming it (zipfile checks it on reading), every other byte (local headers, data descriptors,
+    central directory, end records) by being exactly what its encoder writes for those names, sizes
+    and CRC-32s (``service.output.npz``)."""
+    from .output.npz import _end_records, _Entry  # the encoder's own record writers: one layout, one owner
+
+    try:
+        with zipfile.ZipFile(f) as z:
+            infos = z.infolist()
+            for info in infos:
+                with z.open(info) as member:
+                    while member.read(MIB):
+                        pass
+    except zipfile.BadZipFile as e:
+        raise FetchError(f"the npz does not match the CRC-32s and records the server wrote: {e}") from None
+    except (ValueError, OSError, EOFError, NotImplementedError, struct.error, zipfile.LargeZipFile) as e:
+        raise FetchError(f"malformed npz: {type(e).__name__}: {e}") from None
+    for zip64 in (False, True):  # the encoder writes zip64 records only when sizes need them (or forced)
+        try:
+            entries, regions, offset = [], [], 0
+            for info in infos:
+                e = _Entry(info.filename, info.file_size, offset, zip64)
+                e.crc = info.CRC
+                regions += [(offset, e.local_header()), (offset + e.local_length() - len(e.descriptor()),
+                                                         e.descriptor())]
+                offset += e.local_length()
+                entries.append(e)
+        except (UnicodeEncodeError, struct.error) as e:
+            raise FetchError(f"malformed npz: an entry is not one the server writes ({e})") from None
+        central = b"".join(e.central(zip64) for e in entries)
+        regions.append((offset, central + _end_records(entries, offset, len(central), zip64)))
+        if regions[-1][0] + len(regions[-1][1]) == size:
+            break
+    else:
+        raise FetchError(f"the npz's ZIP records do not add up to its {size} bytes: not the archive the server wrote")
+    for at, expected in regions:
+        f.seek(at)
+        if f.read(len(expected)) != expected:
+            raise FetchError(f"the npz's ZIP records at byte {at} differ from the ones the server writes for these "
+                             f"entries: the bytes were altered on the way")
+    return f"npz: CRC-32 of every entry ({len(infos)}) and every ZIP record"
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -415,9 +736,13 @@ def add_fetch_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (.safetensors, .npy, .npz or .json)")
     p.add_argument("--parallel", type=int, default=4, help="concurrent connections (default 4)")
     p.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
-    p.add_argument("--part-size", type=int, default=None, help="bytes per range request (default: automatic)")
+    p.add_argument("--part-size", type=int, default=None,
+                   help=f"bytes per range request (default {PART_SIZE}: the largest part the server proves "
+                        f"by default; cut smaller when the server's bound is)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds of socket inactivity before failing")
-    p.add_argument("--retries", type=int, default=0, help="re-ask a failed part this many times (default 0)")
+    p.add_argument("--retries", type=int, default=0,
+                   help="re-ask a part that failed in transit (connection, short read, digest) this many times "
+                        "(default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fetch)
 
@@ -429,6 +754,8 @@ def cmd_fetch(args) -> int:
         raise CLIError("--parallel must be at least 1")
     if args.part_size is not None and args.part_size < 1:
         raise CLIError("--part-size must be at least 1")
+    if args.retries < 0:
+        raise CLIError("--retries must be at least 0")
     if args.output == "-":
         raise CLIError("fetch writes parts at their offsets: give a file name, not -")
     doc = _read_document(args.request)
@@ -438,7 +765,7 @@ def cmd_fetch(args) -> int:
     try:
         summary = fetch(args.url, doc, args.output, fmt, parallel=args.parallel, part_size=args.part_size,
                         timeout=args.timeout, retries=args.retries, progress=False if args.no_progress else None)
-    except ValueError as e:
+    except BadURL as e:
         raise CLIError(str(e)) from None
     except FetchError as e:
         print(f"weightinit: fetch failed: {e}", file=sys.stderr)
@@ -446,10 +773,13 @@ def cmd_fetch(args) -> int:
     except KeyboardInterrupt:
         print("weightinit: fetch interrupted; partial file removed", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as e:  # one line, never a traceback, whatever went wrong
+        print(f"weightinit: fetch failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    n = summary["parts"]
     mb = summary["bytes"] / MIB
-    print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {summary['parts']} parts, "
+    print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {n} part{'' if n == 1 else 's'}, "
           f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])})",
           file=sys.stderr)
     return 0
-
 
