@@ -1,12 +1,15 @@
 """Integrity of downloads, against real gunicorn servers.
 
 - Every body carries ``Content-Length``; JSON and binary artifacts up to ``digest_max_bytes``
-  carry ``Repr-Digest: sha-256=:<base64>:`` of the whole body, computed before it is sent.
+  carry ``Repr-Digest: sha-256=:<base64>:`` of the whole body, computed before it is sent; every
+  206 part up to ``digest_max_bytes`` carries ``Content-Digest`` of its own bytes, whatever the
+  artifact's size, and every 206 states that bound (``X-Weightinit-Digest-Max-Bytes``).
 - A stream that fails after the headers went out (an encoder raising, or ending early) never
   ends cleanly: gunicorn closes the connection short of Content-Length, so a client always
   tells a truncated download from a whole one (checked on raw sockets, byte for byte).
 - ``weightinit fetch`` (the CLI) fails loudly on a short read (through a proxy that cuts the
-  body) and on a digest mismatch, and leaves no partial file behind.
+  body) and on a flipped bit, small or large artifact, and leaves no partial file behind; it cuts
+  its parts to the server's bound, and refuses bytes a server with a bound of 0 cannot prove.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ def engine_bytes(doc: dict, fmt: str) -> bytes:
     return b"".join(bytes(c) for c in encode(plan_of({k: v for k, v in doc.items() if k != "format"}), fmt).chunks())
 
 
-def digest_of(r: requests.Response) -> bytes | None:
-    value = r.headers.get("Repr-Digest")
+def digest_of(r: requests.Response, header: str = "Repr-Digest") -> bytes | None:
+    value = r.headers.get(header)
     if value is None:
         return None
     m = DIGEST.match(value)
@@ -95,8 +98,51 @@ def test_the_digest_threshold_is_configurable(tmp_path):
         assert int(r.headers["Content-Length"]) == len(r.content)
         r = requests.post(s.url + "/v1/weights", json=SMALL, timeout=TIMEOUT)  # JSON always has it
         assert digest_of(r) == hashlib.sha256(r.content).digest()
+        r = requests.post(s.url + "/v1/weights", json={**SMALL, "format": "safetensors"},
+                          headers={"Range": "bytes=0-99"}, timeout=TIMEOUT)
+        assert r.status_code == 206 and "Content-Digest" not in r.headers
+        assert r.headers["X-Weightinit-Digest-Max-Bytes"] == "0"
+        # fetch: bytes no digest proves are refused, with one line saying why; npz still has its CRC-32s
+        req = tmp_path / "req.json"
+        req.write_text(json.dumps(SMALL))
+        r = run_fetch(s.url, req, tmp_path / "w.safetensors")
+        assert r.returncode == 1 and "proves no part" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / "w.safetensors").exists()
+        r = run_fetch(s.url, req, tmp_path / "w.npz")
+        assert r.returncode == 0 and "CRC-32 of every entry" in r.stderr, r.stderr
+        assert (tmp_path / "w.npz").read_bytes() == engine_bytes(SMALL, "npz")
     finally:
         stop_server(s)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "safetensors"])
+def test_every_part_up_to_the_bound_carries_its_own_content_digest(server, fmt):
+    doc = {**LARGE, "format": fmt}
+    expected = engine_bytes(doc, fmt)
+    n, bound = len(expected), 8 << 20
+    for a, b in [(0, 1), (0, 1 << 20), (n // 2 - 3, n // 2 - 3 + bound), (n - 1000, n), (0, bound + 1), (5, n)]:
+        r = requests.post(server.url + "/v1/weights", json=doc, headers={"Range": f"bytes={a}-{b - 1}"},
+                          timeout=TIMEOUT)
+        assert r.status_code == 206 and r.content == expected[a:b]
+        assert r.headers["X-Weightinit-Digest-Max-Bytes"] == str(bound) and "Repr-Digest" not in r.headers
+        if b - a <= bound:
+            assert digest_of(r, "Content-Digest") == hashlib.sha256(expected[a:b]).digest(), (a, b)
+        else:  # larger parts stream: the server never holds more than the bound
+            assert "Content-Digest" not in r.headers
+
+
+def test_fetch_cuts_its_parts_to_the_servers_bound(tmp_path):
+    s = start_server(tmp_path, env={"WEIGHTINIT_WORKERS": "1", "WEIGHTINIT_DIGEST_MAX_BYTES": str(3 << 20)})
+    try:
+        req = tmp_path / "req.json"
+        req.write_text(json.dumps(LARGE))
+        r = run_fetch(s.url, req, tmp_path / "w.safetensors")  # 8 MiB parts asked, 3 MiB proven
+    finally:
+        stop_server(s)
+    assert r.returncode == 0, r.stderr
+    # two 8 MiB parts cut in 3 + 3 + 2 MiB, and the last 24 KiB: seven proven parts
+    assert "in 7 parts" in r.stderr and "Content-Digest sha-256 of every part (7)" in r.stderr
+    assert (tmp_path / "w.safetensors").read_bytes() == engine_bytes(LARGE, "safetensors")
 
 
 # ------------------------------------------------------------------ failures mid-stream
@@ -239,20 +285,14 @@ class CuttingProxy:
         client.sendall(rhead + b"\r\n\r\n" + rbody)
 
 
-def _fetch_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("service.fetch") is not None
-
-
 def run_fetch(url: str, request_path, out_path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "service", "fetch", url, str(request_path), "-o", str(out_path),
                            "--parallel", "2", "--timeout", "30", "--no-progress"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(not _fetch_available(), reason="`weightinit fetch` (service/fetch.py, issue 5) is not there yet")
-@pytest.mark.parametrize("fmt,doc", [("npz", SMALL), ("safetensors", SMALL), ("safetensors", LARGE), ("npy", LARGE)])
+@pytest.mark.parametrize("fmt,doc", [("npz", SMALL), ("safetensors", SMALL), ("safetensors", LARGE), ("npy", LARGE),
+                                     ("npz", LARGE)])
 def test_fetch_fails_loudly_on_a_short_read_and_leaves_no_file(server, tmp_path, fmt, doc):
     doc = {**doc, **({"tensors": ["fc1.weight"]} if fmt == "npy" and doc is SMALL else {})}
     req = tmp_path / "req.json"
@@ -269,17 +309,27 @@ def test_fetch_fails_loudly_on_a_short_read_and_leaves_no_file(server, tmp_path,
     line = r.stderr.strip().splitlines()[-1].lower()
     assert any(w in line for w in ("short", "truncat", "incomplete", "bytes")), r.stderr
     assert not out.exists(), "a truncated download was left at the output path"
-    assert list(tmp_path.glob(f"cut.{fmt}*")) == [], "a partial file was left behind"
+    assert left_behind(tmp_path, out.name) == [], "a partial file was left behind"
 
 
-@pytest.mark.skipif(not _fetch_available(), reason="`weightinit fetch` (service/fetch.py, issue 5) is not there yet")
-@pytest.mark.parametrize("fmt", ["npz", "safetensors"])
-def test_fetch_fails_loudly_on_a_digest_mismatch(server, tmp_path, fmt):
+@pytest.mark.parametrize("fmt,doc,found", [
+    ("npz", SMALL, "Repr-Digest"), ("safetensors", SMALL, "Content-Digest"),
+    ("safetensors", LARGE, "Content-Digest"), ("npy", LARGE, "Content-Digest"),
+    ("npz", LARGE, "ZIP records"),  # the last byte of an npz is its end record's: no CRC-32 covers it
+])
+def test_fetch_fails_loudly_on_a_flipped_bit(server, tmp_path, fmt, doc, found):
+    doc = {**doc, **({"tensors": ["big"]} if fmt == "npy" else {})}
     req = tmp_path / "req.json"
-    req.write_text(json.dumps(SMALL))
+    req.write_text(json.dumps(doc))
     with CuttingProxy(server.port, "corrupt") as proxy:
         out = tmp_path / f"bad.{fmt}"
         r = run_fetch(f"http://127.0.0.1:{proxy.port}", req, out)
     assert proxy.damaged >= 1
-    assert r.returncode == 1 and "digest" in r.stderr.lower(), r.stderr
-    assert not out.exists() and list(tmp_path.glob(f"bad.{fmt}*")) == []
+    assert r.returncode == 1 and found in r.stderr and "altered" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not out.exists() and left_behind(tmp_path, out.name) == []
+
+
+def left_behind(directory, name: str) -> list[str]:
+    """Files of a download of ``name`` left in ``directory``, hidden partial files included."""
+    return sorted(p.name for p in directory.iterdir() if name in p.name)
