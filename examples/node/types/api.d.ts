@@ -40,9 +40,12 @@ export interface paths {
          *     the same bytes, named by the strong ETag), so a byte range of it is as well defined as of a
          *     static file, and because the block-seeded streams make any slice computable alone: a range
          *     draws only the 262,144-value blocks it overlaps. That is what lets `weightinit fetch`
-         *     download one artifact in parallel parts from several replicas. Send `If-Range: <ETag>` (from
-         *     `POST /v1/plan`: `"<fingerprint>-<format>"`) so that a replica on another engine version
-         *     answers the whole artifact (200) instead of a part that would not fit the others. Several
+         *     download one artifact in parallel parts from several replicas. Send `If-Range: <ETag>` (the
+         *     ETag of `POST /v1/plan` with the format instead of `plan`) so that a replica whose bytes may
+         *     differ (another engine or NumPy version; for an orthogonal tensor, another LAPACK build or CPU
+         *     kernel: see the `ETag` header) answers the whole artifact (200) instead of a part that would
+         *     not fit the others. Every part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` carries
+         *     `Content-Digest`, the sha-256 of its own bytes, so that a client proves every part. Several
          *     ranges, a malformed `Range`, and `Range` on `json` or `npz` (whose bytes depend on
          *     everything before them) are ignored: the answer is the whole artifact, 200. A range is held
          *     to `max_binary_elements` by the values its part carries, so a model larger than that limit
@@ -1363,15 +1366,17 @@ export interface components {
             /** @description The request path */
             instance: string;
             request_id: string;
-            /** @description 422: field path (dotted, e.g. architecture.layers.1.groups) -> messages. */
+            /** @description 422: field path (dotted, e.g. architecture.layers.1.groups) -> messages, in document order; at most 50 fields of at most 5 messages each (`errors_omitted` counts the fields left out). */
             errors?: {
                 [key: string]: string[];
             };
+            /** @description 422: how many invalid fields were left out of `errors` (present only when some were). */
+            errors_omitted?: number;
             /**
              * @description 413: the limit exceeded (the configuration field).
              * @enum {string}
              */
-            limit?: "max_body_bytes" | "max_layers" | "max_tensors" | "max_json_elements" | "max_binary_elements" | "max_torch_elements" | "whole_matrix_elements" | "max_plan_elements" | "diagnose_max_batch" | "diagnose_max_cost" | "diagnose_max_bytes";
+            limit?: "max_body_bytes" | "max_layers" | "max_tensors" | "max_json_elements" | "max_binary_elements" | "max_torch_elements" | "max_matrix_flops" | "max_matrix_bytes" | "whole_matrix_elements" | "max_plan_elements" | "max_pattern_work" | "diagnose_max_batch" | "diagnose_max_cost" | "diagnose_max_bytes";
             /** @description 413: the amount requested (null when a chunked body has no Content-Length, or when the amount is 2^63 or more: the exact number is in `detail`) */
             requested?: number | null;
             /** @description 413: the amount allowed; 400 for a header too long: its maximum length */
@@ -1705,7 +1710,7 @@ export interface components {
     requestBodies: never;
     headers: {
         /**
-         * @description Strong ETag: `"<fingerprint>-<format>"` (format json | npy | npz | safetensors | plan), the sha256 of the normalized request, engine version and numpy version.
+         * @description Strong ETag: `"<fingerprint>-<format>"` (format json | npy | npz | safetensors | plan), the sha256 of the normalized request, engine version and numpy version. For a document that selects a tensor computed by LAPACK (`orthogonal`; `orthogonal_` under `rng: torch`), whose last bits can depend on the BLAS/LAPACK build and the CPU kernel it selects, the value is instead the sha256 of that fingerprint and the server's linalg identity (machine architecture; NumPy's BLAS and LAPACK name, version and configuration; OpenBLAS's run-time kernel and thread count), so two replicas whose matrices could differ never share an ETag (and `If-Range` never mixes their parts). The artifact bytes and the `Content-Disposition` file name do not depend on it.
          * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-json"
          */
         ETag: string;
@@ -1743,6 +1748,16 @@ export interface components {
         ContentRange: string;
         /** @description `bytes` for npy and safetensors (byte ranges are honoured), `none` for npz; JSON responses carry none. */
         AcceptRanges: "bytes" | "none";
+        /**
+         * @description RFC 9530, on a 206: the sha-256 of exactly this part's bytes, base64 between colons, sent before them. On every part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default), whatever the size of the whole artifact; absent on larger parts (and on every part when the bound is 0).
+         * @example sha-256=:MOFJVevxNSJm3C/4Bn5oEEYH51CrudOzZYK4r5Cfy1g=:
+         */
+        ContentDigest: string;
+        /**
+         * @description On a 206: the largest part that carries `Content-Digest` (`WEIGHTINIT_DIGEST_MAX_BYTES`; 0 = none). A client that verifies every part asks for parts of at most this many bytes.
+         * @example 8388608
+         */
+        XWeightinitDigestMaxBytes: string;
         /**
          * @description RFC 9530: the sha-256 of the whole representation, base64 between colons, sent before the body so a client can verify its download. Always for JSON; for npy, npz and safetensors when the artifact is at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default: built in memory first); larger artifacts stream without it (their `Content-Length` still lets a client tell a truncated download from a whole one: a failure mid-stream closes the connection short of it).
          * @example sha-256=:x0Qm7AMQlGYASji19zH2EpJJtGckZmK1HxQJyLj49Og=:
@@ -1837,7 +1852,7 @@ export interface operations {
                     "application/octet-stream": string;
                 };
             };
-            /** @description One byte range of an npy or safetensors artifact (the `Range` header, an extension on this POST: see the description), with `Content-Range` and the same ETag, `Content-Disposition` and caching headers as the whole artifact. Small artifacts (at most `WEIGHTINIT_DIGEST_MAX_BYTES`) also carry `Repr-Digest` of the *whole* artifact, so a client that assembles the parts can verify the result. */
+            /** @description One byte range of an npy or safetensors artifact (the `Range` header, an extension on this POST: see the description), with `Content-Range` and the same ETag, `Content-Disposition` and caching headers as the whole artifact. A part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` carries `Content-Digest`, the sha-256 of exactly its bytes (built in memory first, so the server holds at most that bound for it), whatever the artifact's size; a larger part streams without it. `X-Weightinit-Digest-Max-Bytes` states the bound on every 206 (0: no part is digested), so that a client can cut its parts to it. Small artifacts (at most the bound) also carry `Repr-Digest` of the *whole* artifact, so a client that assembles the parts can verify the result. */
             206: {
                 headers: {
                     "Content-Range": components["headers"]["ContentRange"];
@@ -1845,6 +1860,8 @@ export interface operations {
                     ETag: components["headers"]["ETag"];
                     "Cache-Control": components["headers"]["CacheControl"];
                     "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Content-Digest": components["headers"]["ContentDigest"];
+                    "X-Weightinit-Digest-Max-Bytes": components["headers"]["XWeightinitDigestMaxBytes"];
                     "Repr-Digest": components["headers"]["ReprDigest"];
                     "Accept-Ranges": components["headers"]["AcceptRanges"];
                     Vary: components["headers"]["VaryAccept"];
