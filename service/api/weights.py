@@ -277,17 +277,15 @@ def _partial(artifact, span: tuple[int, int], media_type: str, headers: dict) ->
     if artifact.length <= bound:
         body = b"".join(bytes(chunk) for chunk in artifact.chunks())
         headers["Repr-Digest"] = sha256_field(hashlib.sha256(body).digest())
-        part = body[start:stop]
+        part = memoryview(body)[start:stop]
     elif stop - start <= bound:
         part = _part_bytes(artifact, start, stop)
     else:
         part = None
     if part is not None:
         headers["Content-Digest"] = sha256_field(hashlib.sha256(part).digest())
-        resp = Response(part, status=206, mimetype=media_type)
-    else:
-        resp = Response(_stream(artifact, g.get("request_id"), span, _direct_socket()), status=206,
-                        mimetype=media_type, direct_passthrough=True)
+    resp = Response(_stream(artifact, g.get("request_id"), span, _direct_socket(), built=part), status=206,
+                    mimetype=media_type, direct_passthrough=True)
     resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
     resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{artifact.length}"
     resp.headers["Content-Length"] = str(stop - start)
@@ -297,8 +295,9 @@ def _partial(artifact, span: tuple[int, int], media_type: str, headers: dict) ->
     return resp
 
 
-def _part_bytes(artifact, start: int, stop: int) -> bytes:
-    """Bytes ``[start, stop)`` of the artifact in one buffer (the pieces are views of reused buffers)."""
+def _part_bytes(artifact, start: int, stop: int) -> bytearray:
+    """Bytes ``[start, stop)`` of the artifact in one buffer (the pieces are views of reused buffers),
+    sent as it is (``_stream``): one copy of the part in memory."""
     buf = bytearray(stop - start)
     pos = 0
     for piece in artifact.byte_range(start, stop):
@@ -307,7 +306,7 @@ def _part_bytes(artifact, start: int, stop: int) -> bytes:
         pos += n
     if pos != len(buf):
         raise RuntimeError(f"the {artifact.format} range [{start}, {stop}) produced {pos} bytes")
-    return bytes(buf)
+    return buf
 
 
 def sha256_field(digest: bytes) -> str:
@@ -346,8 +345,9 @@ class _Direct:
             self.resp.sent += len(data)
 
 
-def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None):
-    """The artifact's chunks as bytes (WSGI servers accept bytes only), one block at a time.
+def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None, built=None):
+    """The artifact's chunks as bytes (WSGI servers accept bytes only), one block at a time, or
+    ``built``, the range's bytes already in memory (a part sent with its ``Content-Digest``).
 
     Each chunk is copied out of the encoder's reused buffer (at most one block, 1 MiB for
     float32) and handed to the server, so memory stays bounded whatever the artifact's size.
@@ -360,7 +360,8 @@ def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None
     expected = artifact.length if span is None else span[1] - span[0]
     chunks = None
     try:
-        chunks = artifact.chunks() if span is None else artifact.byte_range(*span)
+        chunks = iter((built,)) if built is not None else artifact.chunks() if span is None else \
+            artifact.byte_range(*span)
         if sock is not None:
             yield b""  # gunicorn sends the status line and headers now
             for chunk in chunks:
