@@ -327,24 +327,37 @@ class _Ranged:
         self._lock = threading.Lock()
 
     def run(self, parallel: int) -> None:
-        """Fetch every part. Returns only once every worker has ended, whatever happens (Ctrl-C
-        included): no worker may write into the file after its descriptor is closed."""
+        """Fetch every part. Returns only once every worker is past its last use of the file, whatever
+        happens (Ctrl-C included), so that none can write into it after its descriptor is closed.
+
+        Each worker sets its ``ended`` event as its very last step; the main thread waits on those
+        events rather than on ``Thread.join``, which, interrupted by Ctrl-C, can mark a thread that is
+        still running as stopped (CPython 3.11) and then return at once."""
+        n = min(parallel, self.parts.qsize())
+        self.ended = [threading.Event() for _ in range(n)]
         threads = [threading.Thread(target=self.worker, args=(i,), name=f"weightinit-fetch-{i}", daemon=True)
-                   for i in range(min(parallel, self.parts.qsize()))]
-        started = []
+                   for i in range(n)]
         try:
             for th in threads:
                 th.start()
-                started.append(th)
-            for th in started:
-                th.join()
+            self._wait(threads)
         except BaseException:
             self.halt()
-            _join(started)
+            self._wait(threads, through_interrupts=True)
             raise
         if self.failed:
             raise FetchError(self.failed[0])
         _check_tiling(self.done, self.length)
+
+    def _wait(self, threads, through_interrupts: bool = False) -> None:
+        """Wait for every started worker's ``ended`` event (through further Ctrl-C presses if asked)."""
+        for th, ended in zip(threads, self.ended):
+            while th.ident is not None and not ended.is_set():  # ident: set once the thread runs
+                try:
+                    ended.wait()
+                except KeyboardInterrupt:
+                    if not through_interrupts:
+                        raise
 
     def halt(self) -> None:
         """Stop every worker now: set the flag, and shut the sockets they may be blocked reading."""
@@ -368,6 +381,8 @@ class _Ranged:
             with self._lock:
                 self.failed.append(message)
             self.halt()
+        finally:
+            self.ended[index].set()  # past its last use of the file: it may be closed now
 
     def _work(self, index: int) -> None:
         buf = memoryview(bytearray(MIB))
@@ -499,16 +514,6 @@ def _unproven(stated: str | None, where: str, size: int) -> _Unproven:
                          0)
     return _Unproven(f"{where}: no Content-Digest on a part of {size} bytes although the server proves parts of up "
                      f"to {bound}", bound)
-
-
-def _join(threads) -> None:
-    """Wait until every thread has ended, through further Ctrl-C presses."""
-    for th in threads:
-        while th.is_alive():
-            try:
-                th.join()
-            except KeyboardInterrupt:
-                continue
 
 
 def _check_tiling(done: list[tuple[int, int]], length: int) -> None:
