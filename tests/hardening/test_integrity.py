@@ -26,8 +26,7 @@ import threading
 import pytest
 import requests
 
-from tests.helpers import plan_of
-from tests.helpers import artifact_of as encode
+from tests.helpers import artifact_of, plan_of
 from tests.conftest import ROOT
 
 from .conftest import TIMEOUT, start_server, stop_server, wait_for
@@ -42,8 +41,13 @@ LARGE = {"architecture": {"layers": [{"type": "tensor", "name": "big", "shape": 
 DIGEST = re.compile(r"^sha-256=:([A-Za-z0-9+/]{43}=):$")
 
 
+def engine_chunks(doc: dict, fmt: str):
+    """The artifact's bytes as the engine (and so the CLI) produces them, chunk by chunk."""
+    return artifact_of(plan_of({k: v for k, v in doc.items() if k != "format"}), fmt).chunks()
+
+
 def engine_bytes(doc: dict, fmt: str) -> bytes:
-    return b"".join(bytes(c) for c in encode(plan_of({k: v for k, v in doc.items() if k != "format"}), fmt).chunks())
+    return b"".join(bytes(c) for c in engine_chunks(doc, fmt))
 
 
 def digest_of(r: requests.Response, header: str = "Repr-Digest") -> bytes | None:
