@@ -325,6 +325,7 @@ class _Ranged:
         self.stop = threading.Event()
         self._conns: set = set()                 # in use, so that a stop can cut their reads short
         self._lock = threading.Lock()
+        self.ended: list[threading.Event] = []   # one per worker, set as its last step
 
     def run(self, parallel: int) -> None:
         """Fetch every part. Returns only once every worker is past its last use of the file, whatever
