@@ -1,4 +1,4 @@
-"""The offline CLI: ``weightinit generate | plan | schemes`` (and ``fetch``, see ``service.fetch``).
+"""The offline CLI: ``weightinit generate | plan | schemes | fetch`` (the client: ``service.fetch``).
 
 ``generate REQUEST.json -o OUT.{json,npy,npz,safetensors}`` writes exactly the bytes
 ``POST /v1/weights`` returns for the same document. Bad input: one line naming the field on
@@ -19,10 +19,12 @@ from . import document
 from .core import SpecError, build_plan
 from .core.schemes import SCHEMES
 from .document import flatten_messages
+from .fetch import MIB, PART_SIZE, BadURL, FetchError, fetch
 from .output import formats
 from .output.report import Report
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 
 
 class CLIError(Exception):
@@ -116,10 +118,65 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schemes", help="list the scheme registry")
     s.add_argument("--json", action="store_true", help="machine-readable")
     s.set_defaults(func=cmd_schemes)
-    from .fetch import add_fetch_parser  # here: fetch's command imports the helpers above from this module
-
     add_fetch_parser(sub)
     return p
+
+
+def add_fetch_parser(sub) -> None:
+    p = sub.add_parser("fetch", help="download an artifact in parallel byte ranges from one or more replicas",
+                       description="Download the artifact of REQUEST from a weightinit service in parallel byte "
+                                   "ranges (npy, safetensors), verify every part and the result, and write it "
+                                   "to OUTPUT: the same bytes as `weightinit generate`.")
+    p.add_argument("url", help="the service's base URL (a load balancer, or several replicas separated by commas)")
+    p.add_argument("request", help="request document (JSON file, or - for stdin)")
+    p.add_argument("-o", "--output", required=True, help="output file (.safetensors, .npy, .npz or .json)")
+    p.add_argument("--parallel", type=int, default=4, help="concurrent connections (default 4)")
+    p.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
+    p.add_argument("--part-size", type=int, default=None,
+                   help=f"bytes per range request (default {PART_SIZE}: the largest part the server proves "
+                        f"by default; cut smaller when the server's bound is)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds of socket inactivity before failing")
+    p.add_argument("--retries", type=int, default=0,
+                   help="re-ask a part that failed in transit (connection, short read, digest) this many times "
+                        "(default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fetch)
+
+
+def cmd_fetch(args) -> int:
+    """``weightinit fetch``: usage errors exit 2; any failure of the fetch is one line and exit 1."""
+    if args.parallel < 1:
+        raise CLIError("--parallel must be at least 1")
+    if args.part_size is not None and args.part_size < 1:
+        raise CLIError("--part-size must be at least 1")
+    if args.retries < 0:
+        raise CLIError("--retries must be at least 0")
+    if args.output == "-":
+        raise CLIError("fetch writes parts at their offsets: give a file name, not -")
+    doc = _read_document(args.request)
+    if not isinstance(doc, dict):
+        raise CLIError(f"{args.request}: the request document must be a JSON object")
+    fmt = _format_for(args.output, args.format, doc.get("format"))
+    try:
+        summary = fetch(args.url, doc, args.output, fmt, parallel=args.parallel, part_size=args.part_size,
+                        timeout=args.timeout, retries=args.retries, progress=False if args.no_progress else None)
+    except BadURL as e:
+        raise CLIError(str(e)) from None
+    except FetchError as e:
+        print(f"weightinit: fetch failed: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("weightinit: fetch interrupted; partial file removed", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as e:  # one line, never a traceback, whatever went wrong
+        print(f"weightinit: fetch failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    n = summary["parts"]
+    mb = summary["bytes"] / MIB
+    print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {n} part{'' if n == 1 else 's'}, "
+          f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])})",
+          file=sys.stderr)
+    return 0
 
 
 def main(argv=None) -> int:

@@ -47,15 +47,16 @@ import zipfile
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .config import load_config
-from .output import formats
+from numpy.lib import format as npformat
 
-EXIT_FAILED = 1
+from .output import formats
+from .output.npz import _end_records, _Entry  # the npz encoder's own record writers: one layout, one owner
+
 MIB = 1 << 20
 RANGED = tuple(f.name for f in formats.FORMATS.values() if f.ranges)
-#: The default part size: the server's default ``WEIGHTINIT_DIGEST_MAX_BYTES``, the largest part it
+#: The default part size: 8 MiB, the largest part a server with the default ``WEIGHTINIT_DIGEST_MAX_BYTES``
 #: proves with a ``Content-Digest`` (a server with a smaller bound says so, and parts are cut to it).
-PART_SIZE = load_config(environ={}).digest_max_bytes
+PART_SIZE = 8 * MIB
 #: The header of every 206 that states that bound.
 DIGEST_BOUND = "X-Weightinit-Digest-Max-Bytes"
 #: The safetensors format's own bound on its JSON header (the reference implementation's).
@@ -671,8 +672,6 @@ def _check_safetensors(f, size: int) -> str:
 
 
 def _check_npy(f, size: int) -> str:
-    from numpy.lib import format as npformat
-
     readers = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}
     try:
         version = npformat.read_magic(f)
@@ -692,8 +691,6 @@ def _check_npz(f, size: int) -> str:
     streaming it (zipfile checks it on reading), every other byte (local headers, data descriptors,
     central directory, end records) by being exactly what its encoder writes for those names, sizes
     and CRC-32s (``service.output.npz``)."""
-    from .output.npz import _end_records, _Entry  # the encoder's own record writers: one layout, one owner
-
     try:
         with zipfile.ZipFile(f) as z:
             infos = z.infolist()
@@ -729,63 +726,3 @@ def _check_npz(f, size: int) -> str:
             raise FetchError(f"the npz's ZIP records at byte {at} differ from the ones the server writes for these "
                              f"entries: the bytes were altered on the way")
     return f"npz: CRC-32 of every entry ({len(infos)}) and every ZIP record"
-
-
-# ------------------------------------------------------------------------------------ CLI
-def add_fetch_parser(sub) -> None:
-    p = sub.add_parser("fetch", help="download an artifact in parallel byte ranges from one or more replicas",
-                       description="Download the artifact of REQUEST from a weightinit service in parallel byte "
-                                   "ranges (npy, safetensors), verify every part and the result, and write it "
-                                   "to OUTPUT: the same bytes as `weightinit generate`.")
-    p.add_argument("url", help="the service's base URL (a load balancer, or several replicas separated by commas)")
-    p.add_argument("request", help="request document (JSON file, or - for stdin)")
-    p.add_argument("-o", "--output", required=True, help="output file (.safetensors, .npy, .npz or .json)")
-    p.add_argument("--parallel", type=int, default=4, help="concurrent connections (default 4)")
-    p.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
-    p.add_argument("--part-size", type=int, default=None,
-                   help=f"bytes per range request (default {PART_SIZE}: the largest part the server proves "
-                        f"by default; cut smaller when the server's bound is)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds of socket inactivity before failing")
-    p.add_argument("--retries", type=int, default=0,
-                   help="re-ask a part that failed in transit (connection, short read, digest) this many times "
-                        "(default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_fetch)
-
-
-def cmd_fetch(args) -> int:
-    from .cli import CLIError, _format_for, _read_document
-
-    if args.parallel < 1:
-        raise CLIError("--parallel must be at least 1")
-    if args.part_size is not None and args.part_size < 1:
-        raise CLIError("--part-size must be at least 1")
-    if args.retries < 0:
-        raise CLIError("--retries must be at least 0")
-    if args.output == "-":
-        raise CLIError("fetch writes parts at their offsets: give a file name, not -")
-    doc = _read_document(args.request)
-    if not isinstance(doc, dict):
-        raise CLIError(f"{args.request}: the request document must be a JSON object")
-    fmt = _format_for(args.output, args.format, doc.get("format"))
-    try:
-        summary = fetch(args.url, doc, args.output, fmt, parallel=args.parallel, part_size=args.part_size,
-                        timeout=args.timeout, retries=args.retries, progress=False if args.no_progress else None)
-    except BadURL as e:
-        raise CLIError(str(e)) from None
-    except FetchError as e:
-        print(f"weightinit: fetch failed: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("weightinit: fetch interrupted; partial file removed", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as e:  # one line, never a traceback, whatever went wrong
-        print(f"weightinit: fetch failed: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    n = summary["parts"]
-    mb = summary["bytes"] / MIB
-    print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {n} part{'' if n == 1 else 's'}, "
-          f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])})",
-          file=sys.stderr)
-    return 0
-
