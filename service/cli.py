@@ -13,12 +13,11 @@ import os
 import sys
 
 import orjson
-from marshmallow import ValidationError
 
 from . import document
 from .core import SpecError, build_plan
 from .core.schemes import SCHEMES
-from .document import flatten_messages
+from .document import ValidationError, flatten_messages
 from .fetch import MIB, PART_SIZE, BadURL, FetchError, fetch
 from .output import formats
 from .output.report import Report

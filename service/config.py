@@ -99,7 +99,8 @@ VARIABLES: tuple[Variable, ...] = (
                  "draw (and factor) each matrix once; 0 = keep none (read by the engine)", used_by="engine"),
     Variable("digest_max_bytes", "WEIGHTINIT_DIGEST_MAX_BYTES", int, 1 << 23, 0, 1 << 30,
              doc="binary artifacts up to this size are built in memory first so that they carry `Repr-Digest` "
-                 "(sha-256); larger ones stream without it (JSON always has it); 0 = never for binary"),
+                 "(sha-256); larger ones stream without it (JSON always has it); a Range part up to this size "
+                 "carries `Content-Digest`, which `weightinit fetch` requires of every part; 0 = never for binary"),
     Variable("cache_max_age", "WEIGHTINIT_CACHE_MAX_AGE", int, 31_536_000, 0, 1 << 31,
              doc="`max-age` of the `Cache-Control` sent with plans and weights (seconds); outputs are immutable"),
     Variable("workers", "WEIGHTINIT_WORKERS", int, 0, 0, 256,

@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 from numpy.lib import format as npformat
 
 from .output import formats
-from .output.npz import _end_records, _Entry  # the npz encoder's own record writers: one layout, one owner
+from .output.npz import Entry, end_records  # the npz encoder's own record writers: one layout, one owner
 
 MIB = 1 << 20
 RANGED = tuple(f.name for f in formats.FORMATS.values() if f.ranges)
@@ -706,7 +706,7 @@ def _check_npz(f, size: int) -> str:
         try:
             entries, regions, offset = [], [], 0
             for info in infos:
-                e = _Entry(info.filename, info.file_size, offset, zip64)
+                e = Entry(info.filename, info.file_size, offset, zip64)
                 e.crc = info.CRC
                 regions += [(offset, e.local_header()), (offset + e.local_length() - len(e.descriptor()),
                                                          e.descriptor())]
@@ -715,7 +715,7 @@ def _check_npz(f, size: int) -> str:
         except (UnicodeEncodeError, struct.error) as e:
             raise FetchError(f"malformed npz: an entry is not one the server writes ({e})") from None
         central = b"".join(e.central(zip64) for e in entries)
-        regions.append((offset, central + _end_records(entries, offset, len(central), zip64)))
+        regions.append((offset, central + end_records(entries, offset, len(central), zip64)))
         if regions[-1][0] + len(regions[-1][1]) == size:
             break
     else:

@@ -60,7 +60,10 @@ def manifest_length(report: Report) -> int:
     return len(buf.getvalue()) + 4 * n
 
 
-class _Entry:
+class Entry:
+    """One ZIP entry's records (local header, data descriptor, central directory header): written
+    by the encoder, and rebuilt by ``weightinit fetch`` to check a downloaded archive byte for byte."""
+
     def __init__(self, name: str, size: int, offset: int, force_zip64: bool):
         self.name = name.encode("ascii")
         self.size = size
@@ -105,13 +108,13 @@ def _layout(report: Report, force_zip64: bool, man_length: int):
     items = [("manifest.npy", man_length, None)] + [
         (f"{t.name}.npy", len(npy_header(t)) + t.nbytes, t) for t in report.plan.selected]
     for name, size, t in items:
-        e = _Entry(name, size, offset, force_zip64)
+        e = Entry(name, size, offset, force_zip64)
         entries.append((e, t))
         offset += e.local_length()
     return entries, offset
 
 
-def _end_records(entries, cd_offset: int, cd_size: int, force_zip64: bool) -> bytes:
+def end_records(entries, cd_offset: int, cd_size: int, force_zip64: bool) -> bytes:
     n = len(entries)
     need64 = force_zip64 or cd_offset >= _LIMIT or cd_size >= _LIMIT or n >= 0xFFFF
     out = b""
@@ -127,7 +130,7 @@ def _end_records(entries, cd_offset: int, cd_size: int, force_zip64: bool) -> by
 def size(report: Report, force_zip64: bool = False) -> int:
     entries, cd_offset = _layout(report, force_zip64, manifest_length(report))
     cd_size = sum(len(e.central(force_zip64)) for e, _ in entries)
-    return cd_offset + cd_size + len(_end_records(entries, cd_offset, cd_size, force_zip64))
+    return cd_offset + cd_size + len(end_records(entries, cd_offset, cd_size, force_zip64))
 
 
 def encode(report: Report, *, parallel: bool = True, force_zip64: bool = False) -> Artifact:
@@ -146,7 +149,7 @@ def encode(report: Report, *, parallel: bool = True, force_zip64: bool = False) 
             e.crc = crc
             yield e.descriptor()
         central = b"".join(e.central(force_zip64) for e, _ in entries)
-        yield central + _end_records(entries, cd_offset, len(central), force_zip64)
+        yield central + end_records(entries, cd_offset, len(central), force_zip64)
 
     return Artifact("npz", MEDIA_TYPE, total, chunks, filename(report.plan, EXTENSION))
 
