@@ -96,11 +96,12 @@ class _Architecture(StrictSchema):
 #: The request document (the public contract; see README): ``architecture``, then the declared fields.
 RequestSchema = schema_class("RequestSchema", doc.FIELDS, base=_Architecture)
 
+#: What ``POST /v1/weights`` (and ``/v1/plan``, which ignores it) adds to the request document.
+FORMAT = Field("format", Choice(formats.NAMES, ref="Format"),
+               doc="The output format of /v1/weights (ignored by /v1/plan); without it, the Accept header picks.")
+
 #: ``POST /v1/weights``: the request document plus an optional ``format`` (the formats registry).
-WeightsRequestSchema = schema_class("WeightsRequestSchema", (
-    Field("format", Choice(formats.NAMES, ref="Format"),
-          doc="The output format of /v1/weights (ignored by /v1/plan); without it, the Accept header picks."),),
-    base=RequestSchema)
+WeightsRequestSchema = schema_class("WeightsRequestSchema", (FORMAT,), base=RequestSchema)
 
 #: ``POST /v1/diagnose``: the request document without ``tensors``, plus schemes, batch, spatial_size.
 DiagnoseRequestSchema = schema_class("DiagnoseRequestSchema", diagnose.FIELDS, base=RequestSchema)

@@ -35,7 +35,8 @@ class Conv(LayerType):
         self.component = f"Conv{dims}dLayer"
         self.example = {"in_channels": 4, "out_channels": 8, "kernel_size": [3] * dims, "groups": 2}
         self.summary = (f"A {dims}-D convolution or transposed convolution (PyTorch nn.Conv{dims}d / "
-                        f"nn.ConvTranspose{dims}d); kernel_size: an integer or {dims} integers.")
+                        f"nn.ConvTranspose{dims}d); kernel_size: an integer, or a list of {dims} (one per spatial "
+                        "dimension).")
 
     def kernel(self, layer) -> tuple:
         k = layer.params["kernel_size"]

@@ -22,7 +22,8 @@ class Embedding(LayerType):
     example = {"num_embeddings": 100, "embedding_dim": 16}
     fields = (dim("num_embeddings"), dim("embedding_dim"))
     component = "EmbeddingLayer"
-    summary = "A lookup table (PyTorch nn.Embedding): weight (num_embeddings, embedding_dim), no bias."
+    summary = ("A lookup table (PyTorch nn.Embedding): weight (num_embeddings, embedding_dim) in both layouts, no "
+               "bias; its fans follow PyTorch (fan_in = embedding_dim), as the tensor's `fan_note` says.")
 
     def tensors(self, layer, layout, with_bias):
         n, d = layer.params["num_embeddings"], layer.params["embedding_dim"]

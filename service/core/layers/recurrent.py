@@ -23,7 +23,8 @@ class Recurrent(LayerType):
     fields = (dim("input_size"), dim("hidden_size"))
     component = "RecurrentLayer"
     summary = ("A one-layer recurrent layer (PyTorch nn.RNN / nn.LSTM / nn.GRU): weight_ih (gates*H, I), "
-               "weight_hh (gates*H, H), bias_ih, bias_hh (gates*H).")
+               "weight_hh (gates*H, H), bias_ih, bias_hh (gates*H); gates = 1, 4, 3 (rnn, lstm, gru) in PyTorch's "
+               "order.")
 
     example = {"input_size": 8, "hidden_size": 16}
 
