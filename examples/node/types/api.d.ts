@@ -214,15 +214,14 @@ export interface paths {
          *     the first layer where it shows and one plain sentence. The thresholds and why they are set
          *     there are in `thresholds` and in the README.
          *
-         *     The document is the request document restricted to layers that run forward (`dense`;
-         *     `conv1d` / `conv2d` with stride 1 and PyTorch's `padding="same"`; a conv followed by a dense
-         *     layer is flattened) with an `activation` each (softmax on the last layer only), plus
-         *     `schemes` (1 to 8 to compare; default the request's `scheme`), `batch` (2 to 4096, default
-         *     128; `diagnose_max_batch` caps it, 413) and `spatial_size` (the input's spatial size when the
-         *     first layer is a conv; default 32 or 16x16). The cost (multiply-adds, working memory) is
-         *     estimated from the document before anything is drawn: over `diagnose_max_cost` or
-         *     `diagnose_max_bytes` the answer is 413. Deterministic: the same document gives the same
-         *     numbers; the response carries a strong ETag.
+         *     The document is the request document restricted to layers that run forward (`dense`; `conv1d` /
+         *     `conv2d` with stride 1 and PyTorch's `padding="same"`; a conv followed by a dense layer is
+         *     flattened) with an `activation` each (softmax on the last layer only), plus `schemes` (1 to 8 to
+         *     compare; default the request's `scheme`), `batch` (2 to 4096, default 128; `diagnose_max_batch`
+         *     caps it, 413) and `spatial_size` (the input's spatial size when the first layer is a conv;
+         *     default 32 or 16x16). The cost (multiply-adds, working memory) is estimated from the document
+         *     before anything is drawn: over `diagnose_max_cost` or `diagnose_max_bytes` the answer is 413.
+         *     Deterministic: the same document gives the same numbers; the response carries a strong ETag.
          */
         post: operations["diagnose"];
         delete?: never;
@@ -294,7 +293,10 @@ export interface components {
          *         ]
          *       },
          *       "scheme": "he_normal",
-         *       "seed": 42
+         *       "seed": 42,
+         *       "tensors": [
+         *         "fc1.*"
+         *       ]
          *     }
          */
         RequestDocument: {
@@ -312,6 +314,7 @@ export interface components {
              * @default 0
              */
             seed?: number;
+            /** @default float32 */
             dtype?: components["schemas"]["DType"];
             /**
              * @description Storage shapes: PyTorch's (Linear (out, in); Conv (out, in/groups, *k)) or Keras's (Dense (in, out); Conv (*k, in/groups, out)). Fans are the same in both.
@@ -327,9 +330,6 @@ export interface components {
             /**
              * @description Names or glob patterns (fnmatch) selecting a subset of the tensors; every pattern must match one. Default all.
              * @default null
-             * @example [
-             *       "fc1.*"
-             *     ]
              */
             tensors?: string[] | null;
             /**
@@ -338,33 +338,120 @@ export interface components {
              * @enum {string}
              */
             rng?: "weightinit" | "torch";
+            /** @description The output format of /v1/weights (ignored by /v1/plan); without it, the Accept header picks. */
             format?: components["schemas"]["Format"];
         };
         /**
-         * @description bfloat16 is float32 rounded to nearest even; in .npy/.npz it is stored as uint16 bit patterns, in safetensors as BF16.
-         * @default float32
-         * @enum {string}
+         * DiagnoseRequest
+         * @description The request document restricted to layers that run forward (dense; conv1d / conv2d with stride 1
+         *     and 'same' padding), plus `schemes`, `batch` and `spatial_size`. Unknown fields are rejected (422);
+         *     which layer types, activations and shapes fit together is checked by the engine (422 naming the
+         *     field): e.g. softmax only on the last layer, `in_features` equal to the previous output size.
+         * @example {
+         *       "architecture": {
+         *         "layers": [
+         *           {
+         *             "type": "dense",
+         *             "name": "fc1",
+         *             "in_features": 256,
+         *             "out_features": 256,
+         *             "activation": "relu"
+         *           },
+         *           {
+         *             "type": "dense",
+         *             "name": "fc2",
+         *             "in_features": 256,
+         *             "out_features": 10,
+         *             "activation": "softmax"
+         *           }
+         *         ]
+         *       },
+         *       "schemes": [
+         *         "he_normal",
+         *         "xavier_normal"
+         *       ],
+         *       "seed": 0,
+         *       "batch": 128
+         *     }
          */
-        DType: "float32" | "float64" | "float16" | "bfloat16";
-        /**
-         * @description The output format of /v1/weights (ignored by /v1/plan); without it, the Accept header picks.
-         * @enum {string}
-         */
-        Format: "json" | "npy" | "npz" | "safetensors";
-        Dim: number;
-        KernelSize1d: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
-        KernelSize2d: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
-        KernelSize3d: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
-        /** @description Default: the layer's index ("0", "1", ...). Tensors are named `{layer}.weight`, `{layer}.bias`, ... */
-        LayerName: string;
+        DiagnoseRequest: {
+            architecture: {
+                /** @description The layers in order (the configured maximum, `max_layers`, defaults to 1000; above it 413). */
+                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"])[];
+            };
+            /**
+             * @description The scheme of every weight (default `auto`, chosen per layer from its activation).
+             * @default auto
+             */
+            scheme?: components["schemas"]["SchemeSpec"];
+            /**
+             * @description 0 <= seed < 2^63; always echoed.
+             * @default 0
+             */
+            seed?: number;
+            /** @default float32 */
+            dtype?: components["schemas"]["DType"];
+            /**
+             * @description Storage shapes: PyTorch's (Linear (out, in); Conv (out, in/groups, *k)) or Keras's (Dense (in, out); Conv (*k, in/groups, out)). Fans are the same in both.
+             * @default torch
+             * @enum {string}
+             */
+            layout?: "torch" | "keras";
+            /**
+             * @description The scheme of every bias (default zeros, or the policy's for torch_default / keras_default); `false` drops the biases of dense, conv, recurrent and attention layers.
+             * @default null
+             */
+            bias?: components["schemas"]["SchemeSpec"] | false | null;
+            /** @description diagnose runs the whole network: tensor selection does not apply (only null is accepted) */
+            tensors?: null;
+            /**
+             * @description `weightinit`: block-seeded PCG64 streams (parallel, any slice alone). `torch`: replay of PyTorch's CPU stream after `torch.manual_seed(seed)`, module construction in order, then `torch.nn.init.<scheme>_` per tensor: the same float32 values PyTorch builds (see each tensor's `torch_call` and `exact`); sequential, bounded by `max_torch_elements`.
+             * @default weightinit
+             * @enum {string}
+             */
+            rng?: "weightinit" | "torch";
+            /** @description 1 to 8 schemes to compare, each replacing the request's `scheme` in turn (a layer's own `scheme` still wins); default `[scheme]`. */
+            schemes?: components["schemas"]["SchemeSpec"][];
+            /**
+             * @description Examples in the seeded probe batch (the configured maximum, `diagnose_max_batch`, defaults to 1024).
+             * @default 128
+             */
+            batch?: number;
+            /** @description The probe's spatial size when the first layer is a convolution (default 32 for conv1d, 16 x 16 for conv2d). */
+            spatial_size?: number | number[];
+        };
         /**
          * @description Every layer type (the `type` of a Layer).
          * @enum {string}
          */
-        LayerType: "dense" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" | "embedding" | "rnn" | "lstm" | "gru" | "batchnorm" | "layernorm" | "attention" | "tensor";
+        LayerType: "dense" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" | "embedding" | "rnn" | "lstm" | "gru" | "batchnorm" | "layernorm" | "attention" | "tensor" | "rmsnorm" | "groupnorm";
         /** @description A layer; its `type` says which fields it has (PyTorch's parameter names). */
-        Layer: components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["Conv3dLayer"] | components["schemas"]["EmbeddingLayer"] | components["schemas"]["RecurrentLayer"] | components["schemas"]["BatchNormLayer"] | components["schemas"]["LayerNormLayer"] | components["schemas"]["AttentionLayer"] | components["schemas"]["TensorLayer"];
-        /** @description Linear: weight (out_features, in_features) [torch] / (in, out) [keras], bias (out_features). */
+        Layer: components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["Conv3dLayer"] | components["schemas"]["EmbeddingLayer"] | components["schemas"]["RecurrentLayer"] | components["schemas"]["BatchNormLayer"] | components["schemas"]["LayerNormLayer"] | components["schemas"]["AttentionLayer"] | components["schemas"]["TensorLayer"] | components["schemas"]["RMSNormLayer"] | components["schemas"]["GroupNormLayer"];
+        /**
+         * @description A scheme name, or an object with `name` and that scheme's parameters.
+         * @example {
+         *       "name": "he_normal",
+         *       "mode": "fan_out",
+         *       "truncate": true
+         *     }
+         */
+        SchemeSpec: components["schemas"]["SchemeName"] | components["schemas"]["SchemeObject"];
+        /**
+         * @description bfloat16 is float32 rounded to nearest even; in .npy/.npz it is stored as uint16 bit patterns, in safetensors as BF16.
+         * @enum {string}
+         */
+        DType: "float32" | "float64" | "float16" | "bfloat16";
+        /** @enum {string} */
+        Format: "json" | "npy" | "npz" | "safetensors";
+        /**
+         * @description A fully connected layer (PyTorch nn.Linear, Keras Dense): weight (out, in), bias (out).
+         * @example {
+         *       "type": "dense",
+         *       "in_features": 16,
+         *       "out_features": 8,
+         *       "activation": "relu"
+         *     }
+         */
         DenseLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -378,7 +465,18 @@ export interface components {
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
-        /** @description conv1d / conv_transpose1d: weight (out, in/groups, k) / transposed (in, out/groups, k) [torch]; groups must divide in_channels and out_channels. */
+        /**
+         * @description A 1-D convolution or transposed convolution (PyTorch nn.Conv1d / nn.ConvTranspose1d); kernel_size: an integer, or a list of 1 (one per spatial dimension). Checked by the service (422 naming the field): groups divides in_channels and out_channels.
+         * @example {
+         *       "type": "conv1d",
+         *       "in_channels": 4,
+         *       "out_channels": 8,
+         *       "kernel_size": [
+         *         3
+         *       ],
+         *       "groups": 2
+         *     }
+         */
         Conv1dLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -395,7 +493,19 @@ export interface components {
             /** @default 1 */
             groups?: components["schemas"]["Dim"];
         };
-        /** @description conv2d / conv_transpose2d: weight (out, in/groups, kh, kw) / transposed (in, out/groups, kh, kw) [torch], (kh, kw, in/groups, out) [keras]; groups must divide in_channels and out_channels. */
+        /**
+         * @description A 2-D convolution or transposed convolution (PyTorch nn.Conv2d / nn.ConvTranspose2d); kernel_size: an integer, or a list of 2 (one per spatial dimension). Checked by the service (422 naming the field): groups divides in_channels and out_channels.
+         * @example {
+         *       "type": "conv2d",
+         *       "in_channels": 4,
+         *       "out_channels": 8,
+         *       "kernel_size": [
+         *         3,
+         *         3
+         *       ],
+         *       "groups": 2
+         *     }
+         */
         Conv2dLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -412,7 +522,20 @@ export interface components {
             /** @default 1 */
             groups?: components["schemas"]["Dim"];
         };
-        /** @description conv3d / conv_transpose3d; groups must divide in_channels and out_channels. */
+        /**
+         * @description A 3-D convolution or transposed convolution (PyTorch nn.Conv3d / nn.ConvTranspose3d); kernel_size: an integer, or a list of 3 (one per spatial dimension). Checked by the service (422 naming the field): groups divides in_channels and out_channels.
+         * @example {
+         *       "type": "conv3d",
+         *       "in_channels": 4,
+         *       "out_channels": 8,
+         *       "kernel_size": [
+         *         3,
+         *         3,
+         *         3
+         *       ],
+         *       "groups": 2
+         *     }
+         */
         Conv3dLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -429,7 +552,14 @@ export interface components {
             /** @default 1 */
             groups?: components["schemas"]["Dim"];
         };
-        /** @description weight (num_embeddings, embedding_dim) in both layouts; fans follow PyTorch (fan_in = embedding_dim), noted in the tensor's `fan_note`. No bias. */
+        /**
+         * @description A lookup table (PyTorch nn.Embedding): weight (num_embeddings, embedding_dim) in both layouts, no bias; its fans follow PyTorch (fan_in = embedding_dim), as the tensor's `fan_note` says.
+         * @example {
+         *       "type": "embedding",
+         *       "num_embeddings": 100,
+         *       "embedding_dim": 16
+         *     }
+         */
         EmbeddingLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -439,11 +569,22 @@ export interface components {
             name?: components["schemas"]["LayerName"];
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
-            bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description This layer type has no bias: only `false` is accepted.
+             * @constant
+             */
+            bias?: false;
             num_embeddings: components["schemas"]["Dim"];
             embedding_dim: components["schemas"]["Dim"];
         };
-        /** @description rnn / lstm / gru: weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh (G*H) [torch], G = 1, 4, 3 gates in PyTorch's order. */
+        /**
+         * @description A one-layer recurrent layer (PyTorch nn.RNN / nn.LSTM / nn.GRU): weight_ih (gates*H, I), weight_hh (gates*H, H), bias_ih, bias_hh (gates*H); gates = 1, 4, 3 (rnn, lstm, gru) in PyTorch's order.
+         * @example {
+         *       "type": "rnn",
+         *       "input_size": 8,
+         *       "hidden_size": 16
+         *     }
+         */
         RecurrentLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -457,7 +598,13 @@ export interface components {
             input_size: components["schemas"]["Dim"];
             hidden_size: components["schemas"]["Dim"];
         };
-        /** @description weight (ones) and bias (zeros), (num_features). */
+        /**
+         * @description Batch normalization (PyTorch nn.BatchNorm*d): weight and bias (num_features), 1 and 0.
+         * @example {
+         *       "type": "batchnorm",
+         *       "num_features": 16
+         *     }
+         */
         BatchNormLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -470,7 +617,15 @@ export interface components {
             bias?: components["schemas"]["LayerBias"];
             num_features: components["schemas"]["Dim"];
         };
-        /** @description weight (ones) and bias (zeros) of normalized_shape. */
+        /**
+         * @description Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0.
+         * @example {
+         *       "type": "layernorm",
+         *       "normalized_shape": [
+         *         16
+         *       ]
+         *     }
+         */
         LayerNormLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -483,7 +638,14 @@ export interface components {
             bias?: components["schemas"]["LayerBias"];
             normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
         };
-        /** @description q_proj, k_proj, v_proj, out_proj: each weight (embed_dim, embed_dim) and bias (embed_dim); embed_dim must be divisible by num_heads. */
+        /**
+         * @description Multi-head attention (PyTorch nn.MultiheadAttention, projections unpacked): q_proj, k_proj, v_proj, out_proj weights (E, E) and biases (E). Checked by the service (422 naming the field): num_heads divides embed_dim.
+         * @example {
+         *       "type": "attention",
+         *       "embed_dim": 16,
+         *       "num_heads": 4
+         *     }
+         */
         AttentionLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -497,7 +659,19 @@ export interface components {
             embed_dim: components["schemas"]["Dim"];
             num_heads: components["schemas"]["Dim"];
         };
-        /** @description Any other tensor, named `{layer}`: shape in the request's layout; fans from PyTorch's rule on it unless given. */
+        /**
+         * @description A raw tensor of any shape (no bias); its fans follow PyTorch's rule on its PyTorch view unless fan_in / fan_out are given.
+         * @example {
+         *       "type": "tensor",
+         *       "shape": [
+         *         1,
+         *         10,
+         *         16
+         *       ],
+         *       "fan_in": 16,
+         *       "fan_out": 16
+         *     }
+         */
         TensorLayer: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -507,15 +681,68 @@ export interface components {
             name?: components["schemas"]["LayerName"];
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
-            bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description This layer type has no bias: only `false` is accepted.
+             * @constant
+             */
+            bias?: false;
             shape: components["schemas"]["Dim"][];
             fan_in?: components["schemas"]["Dim"];
             fan_out?: components["schemas"]["Dim"];
         };
-        /** @description This layer's bias scheme, or `false` for no bias. */
-        LayerBias: components["schemas"]["SchemeSpec"] | false;
-        /** @enum {string} */
-        ActivationName: "linear" | "relu" | "leaky_relu" | "elu" | "gelu" | "silu" | "tanh" | "sigmoid" | "selu" | "softmax";
+        /**
+         * @description RMS normalization (PyTorch nn.RMSNorm): weight of normalized_shape, 1; no bias.
+         * @example {
+         *       "type": "rmsnorm",
+         *       "normalized_shape": 16
+         *     }
+         */
+        RMSNormLayer: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "rmsnorm";
+            name?: components["schemas"]["LayerName"];
+            activation?: components["schemas"]["Activation"];
+            scheme?: components["schemas"]["SchemeSpec"];
+            /**
+             * @description This layer type has no bias: only `false` is accepted.
+             * @constant
+             */
+            bias?: false;
+            normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
+        };
+        /**
+         * @description Group normalization (PyTorch nn.GroupNorm): weight and bias (num_channels), 1 and 0. Checked by the service (422 naming the field): num_groups divides num_channels.
+         * @example {
+         *       "type": "groupnorm",
+         *       "num_groups": 4,
+         *       "num_channels": 16
+         *     }
+         */
+        GroupNormLayer: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "groupnorm";
+            name?: components["schemas"]["LayerName"];
+            activation?: components["schemas"]["Activation"];
+            scheme?: components["schemas"]["SchemeSpec"];
+            bias?: components["schemas"]["LayerBias"];
+            num_groups: components["schemas"]["Dim"];
+            num_channels: components["schemas"]["Dim"];
+        };
+        /**
+         * @description Every registry name, canonical and alias (GET /v1/schemes).
+         * @enum {string}
+         */
+        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
+        /** @description A scheme with its parameters (each scheme's own set; unknown parameters are rejected). */
+        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_keras_default"];
+        /** @description Default: the layer's index ("0", "1", ...). Tensors are named `{layer}.weight`, `{layer}.bias`, ... */
+        LayerName: string;
         /**
          * @description The nonlinearity after the layer (default linear); `auto` and the warnings use it.
          * @example {
@@ -525,30 +752,18 @@ export interface components {
          */
         Activation: components["schemas"]["ActivationName"] | {
             name: components["schemas"]["ActivationName"];
-            /** @default 0.01 */
+            /**
+             * @description leaky_relu's slope on the negative side
+             * @default 0.01
+             */
             negative_slope?: number;
         };
-        /**
-         * @description A nonlinearity resolved with PyTorch's calculate_gain (linear/conv/sigmoid 1, tanh 5/3, relu sqrt(2), leaky_relu sqrt(2/(1+slope^2)), selu 3/4).
-         * @enum {string}
-         */
-        GainName: "linear" | "identity" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" | "sigmoid" | "tanh" | "relu" | "leaky_relu" | "selu";
-        /**
-         * @description Every registry name, canonical and alias (GET /v1/schemes).
-         * @enum {string}
-         */
-        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
-        /**
-         * @description A scheme name, or an object with `name` and that scheme's parameters.
-         * @example {
-         *       "name": "he_normal",
-         *       "mode": "fan_out",
-         *       "truncate": true
-         *     }
-         */
-        SchemeSpec: components["schemas"]["SchemeName"] | components["schemas"]["SchemeObject"];
-        /** @description A scheme with its parameters (each scheme's own set; unknown parameters are rejected). */
-        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_keras_default"];
+        /** @description This layer's bias scheme, or `false` for no bias. */
+        LayerBias: components["schemas"]["SchemeSpec"] | false;
+        Dim: number;
+        KernelSize1d: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
+        KernelSize2d: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
+        KernelSize3d: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
         /**
          * xavier_uniform
          * @description Glorot/Xavier uniform: keeps the variance of activations (forward) and gradients (backward) equal across layers for symmetric activations that are linear around 0 (tanh, sigmoid, softmax, linear). Aliases: glorot_uniform
@@ -949,8 +1164,19 @@ export interface components {
             std?: number;
         };
         /**
+         * lstm_forget_bias
+         * @description An LSTM bias with its forget-gate block at 1 and the other three gates at 0 (Keras's unit_forget_bias): the cell starts by remembering
+         */
+        Scheme_lstm_forget_bias: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "lstm_forget_bias";
+        };
+        /**
          * auto
-         * @description Per layer from its activation, the rules of thumb: tanh, sigmoid, softmax, linear -> Xavier uniform; relu, leaky_relu, elu, gelu, silu -> He normal (with the leaky slope); selu -> LeCun normal
+         * @description Per layer from its activation, the rules of thumb: tanh -> Xavier uniform with gain 5/3; sigmoid, softmax, linear -> Xavier uniform; relu, leaky_relu, elu, gelu, silu -> He normal (with the leaky slope); selu -> LeCun normal
          */
         Scheme_auto: {
             /**
@@ -981,6 +1207,13 @@ export interface components {
              */
             name: "keras_default";
         };
+        /** @enum {string} */
+        ActivationName: "linear" | "relu" | "leaky_relu" | "elu" | "gelu" | "silu" | "tanh" | "sigmoid" | "selu" | "softmax";
+        /**
+         * @description A nonlinearity resolved with PyTorch's calculate_gain (linear/conv/sigmoid 1, tanh 5/3, relu sqrt(2), leaky_relu sqrt(2/(1+slope^2)), selu 3/4).
+         * @enum {string}
+         */
+        GainName: "linear" | "identity" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" | "sigmoid" | "tanh" | "relu" | "leaky_relu" | "selu";
         Health: {
             /** @constant */
             status: "ok";
@@ -1168,78 +1401,6 @@ export interface components {
             tensors?: components["schemas"]["TensorWithValues"][];
         };
         /**
-         * DiagnoseRequest
-         * @description The request document restricted to layers that run forward (dense; conv1d / conv2d with stride 1
-         *     and 'same' padding), plus `schemes`, `batch` and `spatial_size`. Unknown fields are rejected (422);
-         *     which layer types, activations and shapes fit together is checked by the engine (422 naming the
-         *     field): e.g. softmax only on the last layer, `in_features` equal to the previous output size.
-         * @example {
-         *       "architecture": {
-         *         "layers": [
-         *           {
-         *             "type": "dense",
-         *             "name": "fc1",
-         *             "in_features": 256,
-         *             "out_features": 256,
-         *             "activation": "relu"
-         *           },
-         *           {
-         *             "type": "dense",
-         *             "name": "fc2",
-         *             "in_features": 256,
-         *             "out_features": 10,
-         *             "activation": "softmax"
-         *           }
-         *         ]
-         *       },
-         *       "schemes": [
-         *         "he_normal",
-         *         "xavier_normal"
-         *       ],
-         *       "seed": 0,
-         *       "batch": 128
-         *     }
-         */
-        DiagnoseRequest: {
-            architecture: {
-                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"])[];
-            };
-            /** @description The schemes to compare, each in turn in place of `scheme` (a layer's own `scheme` still wins). Default `[scheme]`. */
-            schemes?: components["schemas"]["SchemeSpec"][];
-            /**
-             * @description Probe batch size (the configured `diagnose_max_batch`, default 1024, caps it with a 413).
-             * @default 128
-             */
-            batch?: number;
-            /** @description The probe's spatial size when the first layer is a conv (default 32 for conv1d, [16, 16] for conv2d). */
-            spatial_size?: number | number[];
-            /**
-             * @description The scheme when `schemes` is absent (default auto).
-             * @default auto
-             */
-            scheme?: components["schemas"]["SchemeSpec"];
-            /**
-             * @description Seeds the weights and the probe (input and output gradient).
-             * @default 0
-             */
-            seed?: number;
-            dtype?: components["schemas"]["DType"];
-            /**
-             * @default torch
-             * @enum {string}
-             */
-            layout?: "torch" | "keras";
-            /** @default null */
-            bias?: components["schemas"]["SchemeSpec"] | false | null;
-            /** @description Does not apply (the whole network runs); only null is accepted. */
-            tensors?: null;
-            /**
-             * @default weightinit
-             * @enum {string}
-             */
-            rng?: "weightinit";
-        };
-        /**
          * @description symmetric: a layer's units are identical (zeros or a constant); saturated: more than 25% of a
          *     tanh/sigmoid layer's outputs sit on the flat ends; vanishing / exploding: the signal (unit std over
          *     the batch / the input's) or the gradient (norm / the last layer's) leaves [1/10, 10] somewhere;
@@ -1376,7 +1537,7 @@ export interface components {
              * @description 413: the limit exceeded (the configuration field).
              * @enum {string}
              */
-            limit?: "max_body_bytes" | "max_layers" | "max_tensors" | "max_json_elements" | "max_binary_elements" | "max_torch_elements" | "max_matrix_flops" | "max_matrix_bytes" | "whole_matrix_elements" | "max_plan_elements" | "max_pattern_work" | "diagnose_max_batch" | "diagnose_max_cost" | "diagnose_max_bytes";
+            limit?: "max_body_bytes" | "max_layers" | "max_tensors" | "max_json_elements" | "max_binary_elements" | "max_torch_elements" | "max_matrix_flops" | "max_matrix_bytes" | "diagnose_max_batch" | "diagnose_max_cost" | "diagnose_max_bytes" | "whole_matrix_elements" | "max_plan_elements" | "max_pattern_work";
             /** @description 413: the amount requested (null when a chunked body has no Content-Length, or when the amount is 2^63 or more: the exact number is in `detail`) */
             requested?: number | null;
             /** @description 413: the amount allowed; 400 for a header too long: its maximum length */
@@ -1392,7 +1553,10 @@ export interface components {
             /** @description 416: the whole artifact's length in bytes */
             length?: number;
         };
-        /** @enum {string} */
+        /**
+         * @description The kind of problem, a URN (`type` of every problem body).
+         * @enum {string}
+         */
         ProblemType: "urn:weightinit:problem:malformed-json" | "urn:weightinit:problem:invalid-document" | "urn:weightinit:problem:limit-exceeded" | "urn:weightinit:problem:not-acceptable" | "urn:weightinit:problem:unsupported-media-type" | "urn:weightinit:problem:not-found" | "urn:weightinit:problem:method-not-allowed" | "urn:weightinit:problem:bad-request" | "urn:weightinit:problem:request-timeout" | "urn:weightinit:problem:range-not-satisfiable" | "urn:weightinit:problem:http-error" | "urn:weightinit:problem:internal";
     };
     responses: {
