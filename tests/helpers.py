@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from service import document
@@ -32,6 +34,20 @@ def probe_of(doc) -> dg.Probe:
 def artifact_of(plan, fmt: str, **kw):
     """The artifact of a Plan in a format (what the CLI and the API encode)."""
     return formats.artifact(plan, fmt, **kw)
+
+
+def engine_sha256(doc: dict, fmt: str, length: int | None = None) -> str:
+    """sha-256 (hex) of the first ``length`` bytes (all when None) the engine encodes for a request
+    document in ``fmt`` (its "format" member ignored): what every server must send for it."""
+    h, left = hashlib.sha256(), length
+    for chunk in artifact_of(plan_of({k: v for k, v in doc.items() if k != "format"}), fmt).chunks():
+        chunk = memoryview(chunk).cast("B")[:left]
+        h.update(chunk)
+        if left is not None:
+            left -= len(chunk)
+            if left == 0:
+                break
+    return h.hexdigest()
 
 
 def with_values(plan) -> dict:
