@@ -1,7 +1,8 @@
 """The offline CLI: ``weightinit generate | plan | schemes | fetch`` (the client: ``service.fetch``).
 
-``generate REQUEST.json -o OUT.{json,npy,npz,safetensors}`` writes exactly the bytes
-``POST /v1/weights`` returns for the same document. Bad input: one line naming the field on
+``generate REQUEST.json -o OUT.{json,npy,npz,safetensors,tar}`` writes exactly the bytes
+``POST /v1/weights`` returns for the same document; ``-o DIR/`` writes the hf format's folder (the
+files its tar holds). Bad input: one line naming the field on
 stderr, exit code 2, no traceback.
 """
 
@@ -18,8 +19,9 @@ from . import document
 from .core import SpecError, build_plan
 from .core.schemes import SCHEMES
 from .document import ValidationError, flatten_messages
-from .fetch import MIB, PART_SIZE, BadURL, FetchError, fetch
-from .output import formats
+from .fetch import MIB, PART_SIZE, BadURL, FetchError, fetch, unpack_hf
+from .output import formats, hf
+from .output.artifact import segment_chunks
 from .output.report import Report
 
 EXIT_USAGE = 2
@@ -42,11 +44,12 @@ def _read_document(path: str) -> dict:
 
 
 def _plan(path: str):
-    """(the plan of the request document at ``path``, its ``format`` or None), validated once."""
+    """(the plan of the request document at ``path``, its ``format`` or None, its output options),
+    validated once."""
     doc = _read_document(path)
     try:
-        request, fmt = document.load_weights_request(doc)
-        return build_plan(request), fmt
+        request, fmt, options = document.load_weights_request(doc)
+        return build_plan(request), fmt, options
     except ValidationError as e:
         field, msgs = next(iter(flatten_messages(e.messages).items()))
         raise CLIError(f"{field}: {msgs[0]}") from None
@@ -62,14 +65,22 @@ def _format_for(out: str, explicit: str | None, in_document: str | None) -> str:
     found = formats.for_filename(out)
     if found is not None:
         return found.name
-    raise CLIError(f"cannot tell the format from {out!r}: use a .json/.npy/.npz/.safetensors name or --format")
+    raise CLIError(f"cannot tell the format from {out!r}: use a "
+                   f"{'/'.join(f.extension for f in formats.FORMATS.values())} name, a folder (DIR/) or --format")
+
+
+def is_folder(path: str) -> bool:
+    """An output that names a folder: it ends with a slash, or is an existing directory."""
+    return path.endswith(("/", os.sep)) or os.path.isdir(path)
 
 
 def cmd_generate(args) -> int:
-    plan, doc_fmt = _plan(args.request)
+    plan, doc_fmt, options = _plan(args.request)
+    if args.output != "-" and is_folder(args.output):
+        return _generate_folder(plan, args.format or doc_fmt or "hf", options, args.output)
     fmt = _format_for(args.output, args.format, doc_fmt)
     try:
-        artifact = formats.artifact(plan, fmt)
+        artifact = formats.artifact(plan, fmt, options=options)
     except SpecError as e:
         raise CLIError(str(e)) from None
     if args.output == "-":
@@ -87,9 +98,32 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _generate_folder(plan, fmt: str, options, directory: str) -> int:
+    """``-o DIR/``: the hf format's folder itself (config.json, the shards, their index): the files the
+    tar of ``POST /v1/weights`` holds, byte for byte."""
+    if fmt != "hf":
+        raise CLIError(f"{directory!r} is a folder: only the hf format writes one (the document asks for {fmt!r})")
+    report = Report(plan)
+    try:
+        files = hf.folder(report, options)
+    except SpecError as e:
+        raise CLIError(str(e)) from None
+    os.makedirs(directory, exist_ok=True)
+    for f in files:
+        path = os.path.join(directory, f.name)
+        with open(path + ".partial", "wb") as out:
+            for chunk in segment_chunks(f.segments):
+                out.write(chunk)
+        os.replace(path + ".partial", path)
+    total = sum(f.size for f in files)
+    print(f"wrote {directory} (hf: {', '.join(f.name for f in files)}; {total} bytes, {len(plan.selected)} tensors)",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_plan(args) -> int:
-    plan, _ = _plan(args.request)
-    sys.stdout.buffer.write(orjson.dumps(formats.document(Report(plan)), option=orjson.OPT_INDENT_2) + b"\n")
+    plan, _, options = _plan(args.request)
+    sys.stdout.buffer.write(orjson.dumps(formats.document(Report(plan), options), option=orjson.OPT_INDENT_2) + b"\n")
     return 0
 
 
@@ -108,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="write the weights of a request document to a file")
     g.add_argument("request", help="request document (JSON file, or - for stdin)")
-    g.add_argument("-o", "--output", required=True, help="output file (.json/.npy/.npz/.safetensors), or - for stdout")
+    g.add_argument("-o", "--output", required=True,
+                   help="output file (.json/.npy/.npz/.safetensors/.tar), - for stdout, or a folder (DIR/: the hf "
+                        "format's files, for an hf_config document)")
     g.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     g.set_defaults(func=cmd_generate)
     pl = sub.add_parser("plan", help="print every tensor's theory, without values")
@@ -128,7 +164,9 @@ def add_fetch_parser(sub) -> None:
                                    "to OUTPUT: the same bytes as `weightinit generate`.")
     p.add_argument("url", help="the service's base URL (a load balancer, or several replicas separated by commas)")
     p.add_argument("request", help="request document (JSON file, or - for stdin)")
-    p.add_argument("-o", "--output", required=True, help="output file (.safetensors, .npy, .npz or .json)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file (.safetensors, .npy, .npz, .json or .tar), or a folder (DIR/: the hf format's "
+                        "files, unpacked once every byte is proven)")
     p.add_argument("--parallel", type=int, default=4, help="concurrent connections (default 4)")
     p.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     p.add_argument("--part-size", type=int, default=None,
@@ -155,10 +193,24 @@ def cmd_fetch(args) -> int:
     doc = _read_document(args.request)
     if not isinstance(doc, dict):
         raise CLIError(f"{args.request}: the request document must be a JSON object")
-    fmt = _format_for(args.output, args.format, doc.get("format"))
+    folder = is_folder(args.output)
+    fmt = (args.format or doc.get("format") or "hf") if folder else _format_for(args.output, args.format, doc.get("format"))
+    if folder and fmt != "hf":
+        raise CLIError(f"{args.output!r} is a folder: only the hf format writes one (asked for {fmt!r})")
+    options = _options(doc)
+    target = os.path.join(args.output, ".weightinit-fetch.tar") if folder else args.output
+    if folder:
+        os.makedirs(args.output, exist_ok=True)
     try:
-        summary = fetch(args.url, doc, args.output, fmt, parallel=args.parallel, part_size=args.part_size,
-                        timeout=args.timeout, retries=args.retries, progress=False if args.no_progress else None)
+        summary = fetch(args.url, doc, target, fmt, parallel=args.parallel, part_size=args.part_size,
+                        timeout=args.timeout, retries=args.retries, progress=False if args.no_progress else None,
+                        tag=options.tag(fmt))
+        if folder:  # the tar is proven: its files go into the folder, then it goes
+            try:
+                summary["files"] = unpack_hf(target, args.output)
+            finally:
+                os.unlink(target)
+            summary["output"] = args.output
     except BadURL as e:
         raise CLIError(str(e)) from None
     except FetchError as e:
@@ -172,10 +224,20 @@ def cmd_fetch(args) -> int:
         return EXIT_FAILED
     n = summary["parts"]
     mb = summary["bytes"] / MIB
+    files = f"; files: {', '.join(summary['files'])}" if folder else ""
     print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {n} part{'' if n == 1 else 's'}, "
-          f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])})",
+          f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])}{files})",
           file=sys.stderr)
     return 0
+
+
+def _options(doc: dict):
+    """The document's output options (they name the artifact's ETag), checked as the server checks them."""
+    try:
+        return document.load_options(doc)
+    except ValidationError as e:
+        field, msgs = next(iter(flatten_messages(e.messages).items()))
+        raise CLIError(f"{field}: {msgs[0]}") from None
 
 
 def main(argv=None) -> int:

@@ -41,6 +41,7 @@ import secrets
 import socket
 import struct
 import sys
+import tarfile
 import threading
 import time
 import zipfile
@@ -195,8 +196,9 @@ def _content_length(resp, where: str) -> int:
     return int(value)
 
 
-def plan_of(replica: Replica, document: dict, fmt: str, timeout: float) -> tuple[int | None, str]:
-    """(exact artifact length, None for JSON; the ETag every part must carry) from ``POST /v1/plan``."""
+def plan_of(replica: Replica, document: dict, fmt: str, timeout: float, tag: str | None = None) -> tuple[int | None, str]:
+    """(exact artifact length, None for JSON; the ETag every part must carry) from ``POST /v1/plan``.
+    ``tag``: the artifact's ETag suffix (``output.options.Options.tag``), default the format's name."""
     where = f"{replica}/v1/plan"
     conn, resp = _post(replica, "/v1/plan", json.dumps(document).encode(), {"Accept": "application/json"}, timeout)
     try:
@@ -218,13 +220,16 @@ def plan_of(replica: Replica, document: dict, fmt: str, timeout: float) -> tuple
     length = sizes.get(fmt)
     if fmt == "json":
         length = None  # not known before the values are drawn: fetched whole
+    elif length is None and fmt == "hf":
+        raise FetchError("the plan gives no hf size: the hf format takes an architecture.hf_config document "
+                         "without `tensors`")
     elif length is None:
         raise FetchError(f"the plan gives no {fmt} size (npy holds exactly one tensor: select it with `tensors`)")
     elif type(length) is not int or length < 0:
         raise FetchError(f"{where}: totals.bytes.{fmt} is {length!r}, not a byte count")
     if not re.fullmatch(r'"[0-9a-f]{64}-plan"', etag):
         raise FetchError(f"{where} sent no plan ETag (got {etag[:120]!r})")
-    return length, etag[: -len('-plan"')] + f'-{fmt}"'
+    return length, etag[: -len('-plan"')] + f'-{tag or fmt}"'
 
 
 def split(length: int, part_size: int, start: int = 0) -> list[tuple[int, int]]:
@@ -567,14 +572,15 @@ def _fetch_whole(replica: Replica, body: bytes, etag: str, length: int | None, o
 
 # ------------------------------------------------------------------------------------ fetch
 def fetch(urls: str, document: dict, output: str, fmt: str, *, parallel: int = 4, part_size: int | None = None,
-          timeout: float = 300.0, retries: int = 0, progress: bool | None = None) -> dict:
+          timeout: float = 300.0, retries: int = 0, progress: bool | None = None, tag: str | None = None) -> dict:
     """Fetch the artifact of ``document`` into ``output``; returns a summary; raises FetchError
-    (BadURL for a malformed URL). Never leaves a file behind unless every byte was proven."""
+    (BadURL for a malformed URL). Never leaves a file behind unless every byte was proven. ``tag``: the
+    artifact's ETag suffix when the document's output options change it (``Options.tag``)."""
     replicas = [Replica.parse(u) for u in urls.split(",") if u.strip()]
     if not replicas:
         raise BadURL("no URL given")
     document = {k: v for k, v in document.items() if k != "format"}
-    length, etag = plan_of(replicas[0], document, fmt, timeout)
+    length, etag = plan_of(replicas[0], document, fmt, timeout, tag)
     body = json.dumps({**document, "format": fmt}).encode()
     if progress is None:
         progress = sys.stderr.isatty()
@@ -628,6 +634,8 @@ def verify(out: _Partial, fmt: str, length: int, repr_digest: bytes | None) -> l
             checked.append(_check_npy(f, size))
         elif fmt == "npz":
             checked.append(_check_npz(f, size))
+        elif fmt == "hf":
+            checked.append(_check_hf(f, size))
         if repr_digest is not None:
             f.seek(0)
             h = hashlib.sha256()
@@ -726,3 +734,89 @@ def _check_npz(f, size: int) -> str:
             raise FetchError(f"the npz's ZIP records at byte {at} differ from the ones the server writes for these "
                              f"entries: the bytes were altered on the way")
     return f"npz: CRC-32 of every entry ({len(infos)}) and every ZIP record"
+
+
+# ------------------------------------------------------------------------------------ hf folders
+#: The files an hf folder may hold (``service.output.hf``): nothing else is ever unpacked.
+HF_FILE = re.compile(r"config\.json|model\.safetensors|model\.safetensors\.index\.json|"
+                     r"model-[0-9]{5}-of-[0-9]{5}\.safetensors")
+
+
+def _hf_members(f) -> list:
+    """The tar's files (under its one top directory), each a name the hf format writes; raises FetchError."""
+    try:
+        with tarfile.open(fileobj=f, mode="r:") as tar:
+            members = tar.getmembers()
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise FetchError(f"malformed hf tar: {e}") from None
+    dirs = [m for m in members if m.isdir()]
+    files = [m for m in members if not m.isdir()]
+    if len(dirs) != 1 or "/" in dirs[0].name.rstrip("/"):
+        raise FetchError("malformed hf tar: not one top folder")
+    root = dirs[0].name.rstrip("/") + "/"
+    for m in files:
+        name = m.name[len(root):] if m.name.startswith(root) else None
+        if not m.isreg() or name is None or not HF_FILE.fullmatch(name):
+            raise FetchError(f"malformed hf tar: unexpected member {m.name[:120]!r}")
+    return files
+
+
+def _check_hf(f, size: int) -> str:
+    """The tar's members are the hf folder's files; every shard's safetensors header tiles its data; the
+    index (when sharded) names every tensor of every shard, each in its shard."""
+    files = _hf_members(f)
+    by_name = {m.name.rsplit("/", 1)[1]: m for m in files}
+    if "config.json" not in by_name:
+        raise FetchError("malformed hf tar: no config.json")
+    shards = {}
+    for name, m in by_name.items():
+        if name.endswith(".safetensors"):
+            f.seek(m.offset_data)
+            _check_safetensors(f, m.size)
+            (n,) = struct.unpack("<Q", _pread(f, m.offset_data, 8))
+            shards[name] = [k for k in json.loads(_pread(f, m.offset_data + 8, n)) if k != "__metadata__"]
+    if not shards:
+        raise FetchError("malformed hf tar: no safetensors file")
+    if "model.safetensors.index.json" in by_name:
+        m = by_name["model.safetensors.index.json"]
+        try:
+            weight_map = json.loads(_pread(f, m.offset_data, m.size))["weight_map"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise FetchError(f"malformed model.safetensors.index.json: {e}") from None
+        held = {t: shard for shard, names in shards.items() for t in names}
+        if weight_map != held:
+            raise FetchError("model.safetensors.index.json's weight_map differs from the shards' headers")
+    elif list(shards) != ["model.safetensors"]:
+        raise FetchError("malformed hf tar: shards without model.safetensors.index.json")
+    return f"hf folder: {len(files)} files, every shard's safetensors header ({len(shards)})"
+
+
+def _pread(f, offset: int, n: int) -> bytes:
+    f.seek(offset)
+    return f.read(n)
+
+
+def unpack_hf(tar_path: str, directory: str) -> list[str]:
+    """Write the files of a checked hf tar into ``directory`` (each through a partial file, renamed into
+    place; nothing outside ``directory``); returns their names."""
+    written = []
+    with open(tar_path, "rb") as f:
+        for m in _hf_members(f):
+            name = m.name.rsplit("/", 1)[1]
+            path = os.path.join(directory, name)
+            out = _Partial(path)
+            try:
+                left, at = m.size, m.offset_data
+                while left:
+                    chunk = _pread(f, at, min(left, 8 * MIB))
+                    if not chunk:
+                        raise FetchError(f"{tar_path} ends inside {name}")
+                    out.write(chunk, at - m.offset_data, name)
+                    left -= len(chunk)
+                    at += len(chunk)
+                out.commit()
+            except BaseException:
+                out.discard()
+                raise
+            written.append(name)
+    return written

@@ -11,7 +11,7 @@ import math
 
 from . import layers, schemes
 from .distributions import Constant, WholeMatrix
-from .layers import TensorSpec
+from .layers import Layer, TensorSpec
 
 #: A weight's variance this many times below/above the recommended one draws a warning
 #: (a factor 2 in std: after 10 layers the signal is ~1000x off).
@@ -44,15 +44,38 @@ def auto_choice(t: TensorSpec) -> tuple[dict, str]:
     return spec, why
 
 
+def hf_default_choice(t: TensorSpec, layer: Layer, spec: dict) -> tuple[dict, str]:
+    """What transformers' ``_init_weights`` draws for this tensor (the layer type's
+    ``transformers_default``): std = ``initializer_range or 0.02``, where initializer_range is the
+    scheme's own parameter, else the hf_config's (``layer.init["range"]``). A model family's own rule
+    rides on ``layer.init`` too: GPT-2's residual projections scale it by ``factor`` = 1/sqrt(2 n_layer)."""
+    init = layer.init or {}
+    r = spec.get("initializer_range") or init.get("range") or DEFAULT_INITIALIZER_RANGE
+    if "factor" not in init:
+        return layers.get(t.layer_type).transformers_default(t, r)
+    std = r * init["factor"]
+    why = (f"transformers {layers.TRANSFORMERS} {init['why']}: N(0, (initializer_range x {init['factor_text']})^2), "
+           f"std {r:g} x {init['factor']:.6g} = {std:.6g}")
+    return layers.get(t.layer_type).transformers_default(t, std, why)
+
+
+#: transformers' ``initializer_range or 0.02``.
+DEFAULT_INITIALIZER_RANGE = 0.02
+
 POLICIES = {
-    "auto": auto_choice,
-    "torch_default": lambda t: layers.get(t.layer_type).torch_default(t),
-    "keras_default": lambda t: layers.get(t.layer_type).keras_default(t),
+    "auto": lambda t, layer, spec: auto_choice(t),
+    "torch_default": lambda t, layer, spec: layers.get(t.layer_type).torch_default(t),
+    "keras_default": lambda t, layer, spec: layers.get(t.layer_type).keras_default(t),
+    "hf_default": hf_default_choice,
 }
 
 
-def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer_scheme, layer_bias) -> tuple[dict, str, str]:
+def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer: Layer) -> tuple[dict, str, str]:
     """(scheme spec, chosen_by, reason) for one tensor."""
+    fixed = (layer.init or {}).get("value")
+    if fixed is not None:  # the model family fixes it (gemma's RMSNorm scale 1 + w starts at w = 0)
+        return schemes.spec("constant", value=fixed), "model", layer.init["why"]
+    layer_scheme, layer_bias = layer.scheme, layer.bias
     if t.role in ("bias", "norm_bias"):
         if layer_bias is not None:
             spec, by = layer_bias, "layer"
@@ -60,7 +83,7 @@ def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer
             return schemes.spec("zeros"), "default", "normalization bias starts at 0 (shift-free)"
         elif request_bias is not None:
             spec, by = request_bias, "request"
-        elif request_scheme["name"] in ("torch_default", "keras_default"):
+        elif request_scheme["name"] in POLICIES and request_scheme["name"] != "auto":
             spec, by = request_scheme, "request"
         else:
             return schemes.spec("zeros"), "default", "biases start at zero unless `bias` says otherwise"
@@ -73,7 +96,7 @@ def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer
     else:
         spec, by = (layer_scheme, "layer") if layer_scheme is not None else (request_scheme, "request")
     if spec["name"] in POLICIES:
-        chosen, why = POLICIES[spec["name"]](t)
+        chosen, why = POLICIES[spec["name"]](t, layer, spec)
         return chosen, spec["name"], why
     return spec, by, f"{spec['name']} as requested ({by})"
 

@@ -32,6 +32,7 @@ from ..core.plan import MAX_PLAN_ELEMENTS
 from ..core.selection import MAX_PATTERN_WORK
 from ..document.schemas import FORMAT
 from ..output.formats import FORMATS, NAMES
+from ..output.options import FIELDS as OPTIONS
 from ..version import ENGINE_VERSION
 from .schemas import Components
 
@@ -117,7 +118,7 @@ def build() -> dict:
                   "above it 413).")
     c = Components()
     generated = c.generate({
-        "RequestDocument": lambda: c.request_document((FORMAT,), layers_doc),
+        "RequestDocument": lambda: c.request_document((FORMAT, *OPTIONS), layers_doc),
         "DiagnoseRequest": lambda: c.diagnose_request(layers_doc),
         "LayerType": c.layer_type,
     })
