@@ -439,6 +439,27 @@ export interface components {
         LayerType: "dense" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" | "embedding" | "rnn" | "lstm" | "gru" | "batchnorm" | "layernorm" | "attention" | "tensor" | "rmsnorm" | "groupnorm" | "hf_conv1d";
         /** @description A layer; its `type` says which fields it has (PyTorch's parameter names). */
         Layer: components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["Conv3dLayer"] | components["schemas"]["EmbeddingLayer"] | components["schemas"]["RecurrentLayer"] | components["schemas"]["BatchNormLayer"] | components["schemas"]["LayerNormLayer"] | components["schemas"]["AttentionLayer"] | components["schemas"]["TensorLayer"] | components["schemas"]["RMSNormLayer"] | components["schemas"]["GroupNormLayer"] | components["schemas"]["HFConv1DLayer"];
+        /**
+         * HFConfig
+         * @description A Hugging Face `config.json` object (`architecture.hf_config`): the folder transformers'
+         *     `save_pretrained` writes for it comes back, with the same tensor names, shapes, order and dtype.
+         *     `model_type` picks the family, `architectures[0]` the head class (default: the base model).
+         *     Only the keys a family reads are checked (a missing size is a 422 naming it); the others are
+         *     kept in the folder's config.json and never read. The default scheme is `hf_default`, and the
+         *     dtype the config's `torch_dtype` / `dtype`, unless the request names them.
+         * @example {
+         *       "model_type": "llama",
+         *       "architectures": [
+         *         "LlamaForCausalLM"
+         *       ],
+         *       "vocab_size": 32000,
+         *       "hidden_size": 4096,
+         *       "intermediate_size": 11008,
+         *       "num_hidden_layers": 32,
+         *       "num_attention_heads": 32,
+         *       "torch_dtype": "bfloat16"
+         *     }
+         */
         HFConfig: components["schemas"]["HFConfig_llama"] | components["schemas"]["HFConfig_mistral"] | components["schemas"]["HFConfig_qwen2"] | components["schemas"]["HFConfig_qwen3"] | components["schemas"]["HFConfig_gemma"] | components["schemas"]["HFConfig_gpt2"] | components["schemas"]["HFConfig_bert"];
         /**
          * @description A scheme name, or an object with `name` and that scheme's parameters.
