@@ -48,15 +48,28 @@ def hf_default_choice(t: TensorSpec, layer: Layer, spec: dict) -> tuple[dict, st
     """What transformers' ``_init_weights`` draws for this tensor (the layer type's
     ``transformers_default``): std = ``initializer_range or 0.02``, where initializer_range is the
     scheme's own parameter, else the hf_config's (``layer.init["range"]``). A model family's own rule
-    rides on ``layer.init`` too: GPT-2's residual projections scale it by ``factor`` = 1/sqrt(2 n_layer)."""
+    rides on ``layer.init`` (its ``why``): N(0, (initializer_range x ``factor``)^2) for the layer's
+    weight (GPT-2's Conv1D, its residual projections scaled by 1/sqrt(2 n_layer)); ``as_given``: the
+    family reads the config's initializer_range without ``or 0.02`` (GPT-2: 0.0 draws zeros)."""
     init = layer.init or {}
-    r = spec.get("initializer_range") or init.get("range") or DEFAULT_INITIALIZER_RANGE
-    if "factor" not in init:
-        return layers.get(t.layer_type).transformers_default(t, r)
-    std = r * init["factor"]
-    why = (f"transformers {layers.TRANSFORMERS} {init['why']}: N(0, (initializer_range x {init['factor_text']})^2), "
-           f"std {r:g} x {init['factor']:.6g} = {std:.6g}")
-    return layers.get(t.layer_type).transformers_default(t, std, why)
+    kind = layers.get(t.layer_type)
+    given = init.get("range")
+    if spec.get("initializer_range"):
+        r = spec["initializer_range"]
+    elif init.get("as_given") and given is not None:
+        r = given
+    else:
+        r = given or DEFAULT_INITIALIZER_RANGE
+    if "why" not in init:  # no rule of the model family's own: PreTrainedModel._init_weights's
+        return kind.transformers_default(t, r)
+    factor = init.get("factor", 1.0)
+    std = r * factor
+    scale = (f"N(0, (initializer_range x {init['factor_text']})^2), std {r:g} x {factor:.6g} = {std:.6g}"
+             if "factor" in init else f"N(0, initializer_range^2), initializer_range {r:g}")
+    why = f"transformers {layers.TRANSFORMERS} {init['why']}: {scale}"
+    if std == 0 and t.role != "bias":  # normal_(std=0) writes the mean
+        return schemes.spec("zeros"), why
+    return kind.transformers_default(t, std, why)
 
 
 #: transformers' ``initializer_range or 0.02``.

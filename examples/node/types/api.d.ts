@@ -808,35 +808,26 @@ export interface components {
             /** @description the number of blocks (at most 1024) */
             num_hidden_layers: number;
             num_attention_heads: number;
-            /**
-             * @description k and v heads (grouped-query attention); default num_attention_heads
-             * @default null
-             */
+            /** @description k and v heads (grouped-query attention); default num_attention_heads (absent or null) */
             num_key_value_heads?: number | null;
-            /**
-             * @description default hidden_size // num_attention_heads
-             * @default null
-             */
+            /** @description default hidden_size // num_attention_heads (absent or null) */
             head_dim?: number | null;
             /**
              * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
              * @default null
              */
             pad_token_id?: number | null;
-            /**
-             * @description std of hf_default's N(0, std^2); transformers reads `initializer_range or 0.02`
-             * @default null
-             */
-            initializer_range?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
             /**
              * @description the output projection shares the input embedding (save_pretrained leaves it out)
              * @default false
              */
-            tie_word_embeddings?: boolean | null;
+            tie_word_embeddings?: boolean;
             /** @default false */
-            attention_bias?: boolean | null;
+            attention_bias?: boolean;
             /** @default false */
-            mlp_bias?: boolean | null;
+            mlp_bias?: boolean;
         };
         HFConfig_mistral: {
             /**
@@ -858,27 +849,21 @@ export interface components {
              * @description k and v heads (grouped-query attention); default 8
              * @default 8
              */
-            num_key_value_heads?: number | null;
-            /**
-             * @description default hidden_size // num_attention_heads
-             * @default null
-             */
+            num_key_value_heads?: number;
+            /** @description default hidden_size // num_attention_heads (absent or null) */
             head_dim?: number | null;
             /**
              * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
              * @default null
              */
             pad_token_id?: number | null;
-            /**
-             * @description std of hf_default's N(0, std^2); transformers reads `initializer_range or 0.02`
-             * @default null
-             */
-            initializer_range?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
             /**
              * @description the output projection shares the input embedding (save_pretrained leaves it out)
              * @default false
              */
-            tie_word_embeddings?: boolean | null;
+            tie_word_embeddings?: boolean;
         };
         HFConfig_qwen2: {
             /**
@@ -897,30 +882,24 @@ export interface components {
             num_hidden_layers: number;
             num_attention_heads: number;
             /**
-             * @description k and v heads (grouped-query attention); default 32
+             * @description k and v heads (grouped-query attention); default 32; null: num_attention_heads
              * @default 32
              */
             num_key_value_heads?: number | null;
-            /**
-             * @description default hidden_size // num_attention_heads
-             * @default null
-             */
-            head_dim?: number | null;
+            /** @description default hidden_size // num_attention_heads */
+            head_dim?: number;
             /**
              * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
              * @default null
              */
             pad_token_id?: number | null;
-            /**
-             * @description std of hf_default's N(0, std^2); transformers reads `initializer_range or 0.02`
-             * @default null
-             */
-            initializer_range?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
             /**
              * @description the output projection shares the input embedding (save_pretrained leaves it out)
              * @default false
              */
-            tie_word_embeddings?: boolean | null;
+            tie_word_embeddings?: boolean;
         };
         HFConfig_qwen3: {
             /**
@@ -939,7 +918,7 @@ export interface components {
             num_hidden_layers: number;
             num_attention_heads: number;
             /**
-             * @description k and v heads (grouped-query attention); default 32
+             * @description k and v heads (grouped-query attention); default 32; null: num_attention_heads
              * @default 32
              */
             num_key_value_heads?: number | null;
@@ -947,24 +926,21 @@ export interface components {
              * @description default 128
              * @default 128
              */
-            head_dim?: number | null;
+            head_dim?: number;
             /**
              * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
              * @default null
              */
             pad_token_id?: number | null;
-            /**
-             * @description std of hf_default's N(0, std^2); transformers reads `initializer_range or 0.02`
-             * @default null
-             */
-            initializer_range?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
             /**
              * @description the output projection shares the input embedding (save_pretrained leaves it out)
              * @default false
              */
-            tie_word_embeddings?: boolean | null;
+            tie_word_embeddings?: boolean;
             /** @default false */
-            attention_bias?: boolean | null;
+            attention_bias?: boolean;
         };
         HFConfig_gemma: {
             /**
@@ -986,29 +962,26 @@ export interface components {
              * @description k and v heads (grouped-query attention); default 16
              * @default 16
              */
-            num_key_value_heads?: number | null;
+            num_key_value_heads?: number;
             /**
              * @description default 256
              * @default 256
              */
-            head_dim?: number | null;
+            head_dim?: number;
             /**
              * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
              * @default 0
              */
             pad_token_id?: number | null;
-            /**
-             * @description std of hf_default's N(0, std^2); transformers reads `initializer_range or 0.02`
-             * @default null
-             */
-            initializer_range?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
             /**
              * @description the output projection shares the input embedding (save_pretrained leaves it out)
              * @default true
              */
-            tie_word_embeddings?: boolean | null;
+            tie_word_embeddings?: boolean;
             /** @default false */
-            attention_bias?: boolean | null;
+            attention_bias?: boolean;
         };
         /** @description Also accepted: `hidden_size` for `n_embd`, `max_position_embeddings` for `n_positions`, `num_attention_heads` for `n_head`, `num_hidden_layers` for `n_layer`. */
         HFConfig_gpt2: {
@@ -1027,21 +1000,15 @@ export interface components {
             /** @description the number of blocks (at most 1024) */
             n_layer: number;
             n_head: number;
-            /**
-             * @description the MLP's width; default 4 * n_embd
-             * @default null
-             */
+            /** @description the MLP's width; default 4 * n_embd (absent or null) */
             n_inner?: number | null;
-            /**
-             * @description std of hf_default's N(0, std^2); transformers reads `initializer_range or 0.02`
-             * @default null
-             */
-            initializer_range?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
             /**
              * @description the output projection shares the input embedding (save_pretrained leaves it out)
              * @default true
              */
-            tie_word_embeddings?: boolean | null;
+            tie_word_embeddings?: boolean;
         };
         HFConfig_bert: {
             /**
@@ -1064,22 +1031,19 @@ export interface components {
              * @description token types (segments); default 2
              * @default 2
              */
-            type_vocab_size?: number | null;
+            type_vocab_size?: number;
             /**
              * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
              * @default 0
              */
             pad_token_id?: number | null;
-            /**
-             * @description std of hf_default's N(0, std^2); transformers reads `initializer_range or 0.02`
-             * @default null
-             */
-            initializer_range?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
             /**
              * @description the output projection shares the input embedding (save_pretrained leaves it out)
              * @default true
              */
-            tie_word_embeddings?: boolean | null;
+            tie_word_embeddings?: boolean;
         };
         /**
          * @description Every registry name, canonical and alias (GET /v1/schemes).

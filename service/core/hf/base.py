@@ -11,7 +11,11 @@ embedding) are left out, as ``save_pretrained`` leaves them out. The families fo
 counts of real-size configs built on the meta device, and tiny ones loaded and run.
 
 A key the family reads but the config leaves out takes transformers' default for that family (its
-``Config`` class's); the keys that set the model's size have none here: they are required.
+``Config`` class's); the keys that set the model's size have none here: they are required. A key may
+be null only where that ``Config`` class takes null (transformers 5 configs are strict dataclasses
+that reject null where they declare ``int``, ``float`` or ``bool``), and null then means what it means
+there (``num_key_value_heads``: one per attention head); elsewhere null is a 422, not a folder
+transformers refuses to load.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..activations import Activation
-from ..fields import Boolean, Field, Integer, Number, Rule
+from ..fields import MISSING, Boolean, Field, Integer, Number, Rule
 from ..layers.base import TRANSFORMERS, Layer
 
 #: Sizes in a config.json: integers 1 .. 2^31.
@@ -29,11 +33,13 @@ SIZE = Integer(1, 1 << 31)
 MAX_BLOCKS = 1024
 
 
-def size(name: str, *, required: bool = True, default=None, doc: str = "") -> Field:
-    """A size key of the config: required, or optional with transformers' default (null = the default)."""
+def size(name: str, *, required: bool = True, default=None, nullable: bool = False, doc: str = "") -> Field:
+    """A size key of the config: required, or optional with transformers' default; ``nullable`` where
+    the family's ``Config`` class takes null (``doc`` says what null means)."""
     if required:
         return Field(name, SIZE, required=True, doc=doc)
-    return Field(name, SIZE, nullable=True, default=default, doc=doc)
+    # no default of None: the boundary would take null for it (marshmallow's allow_none follows load_default=None)
+    return Field(name, SIZE, nullable=nullable, default=MISSING if default is None else default, doc=doc)
 
 
 def blocks(name: str) -> Field:
@@ -41,12 +47,13 @@ def blocks(name: str) -> Field:
 
 
 def flag(name: str, default: bool, doc: str = "") -> Field:
-    return Field(name, Boolean(), nullable=True, default=default, doc=doc)
+    """A bool key (transformers' configs take true or false, never null)."""
+    return Field(name, Boolean(), default=default, doc=doc)
 
 
 def initializer_range() -> Field:
-    return Field("initializer_range", Number(0, 1e3), nullable=True, default=None,
-                 doc="std of hf_default's N(0, std^2); transformers reads `initializer_range or 0.02`")
+    return Field("initializer_range", Number(0, 1e3),
+                 doc="std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02`")
 
 
 def pad_token_id(default: int | None) -> Field:
@@ -133,9 +140,8 @@ class Family:
     tie_default: bool = False
 
     def tied(self, values: dict) -> bool:
-        """Whether the output projection is tied to the input embedding (null: the family's default)."""
-        t = values.get("tie_word_embeddings")
-        return self.tie_default if t is None else t
+        """Whether the output projection is tied to the input embedding (absent: the family's default)."""
+        return values["tie_word_embeddings"]
 
     def build(self, values: dict, head: str) -> tuple[list[Layer], tuple]:
         """(the layers save_pretrained writes, in order; the parameter names it leaves out as tied)."""

@@ -37,7 +37,7 @@ class Bert(Family):
             words["padding_idx"] = pad
         b.add("embeddings.word_embeddings", "embedding", **words)
         b.add("embeddings.position_embeddings", "embedding", num_embeddings=v["max_position_embeddings"], embedding_dim=h)
-        b.add("embeddings.token_type_embeddings", "embedding", num_embeddings=v.get("type_vocab_size") or 2,
+        b.add("embeddings.token_type_embeddings", "embedding", num_embeddings=v["type_vocab_size"],
               embedding_dim=h)
         b.add("embeddings.LayerNorm", "layernorm", normalized_shape=h)
         for i in range(v["num_hidden_layers"]):

@@ -28,28 +28,31 @@ class Decoder(Family):
     qk_norm: bool = False
     #: Gemma's RMSNorm computes x * (1 + w): its w starts at 0, not 1.
     norm_zero: bool = False
-    #: transformers' defaults of the family's config class (they differ from family to family).
+    #: transformers' defaults of the family's config class (they differ from family to family), and
+    #: whether it takes null for the key (null: one k/v head per head; hidden_size // num_attention_heads).
     kv_default: int | None = None           # None: num_attention_heads
+    kv_nullable: bool = True
     head_dim_default: int | None = None     # None: hidden_size // num_attention_heads
+    head_dim_nullable: bool = True
     pad_default: int | None = None
     tie_default: bool = False
-    #: The family's own keys, after the ones every decoder reads.
+    #: The family's own keys, after the ones every decoder reads, and its own rules.
     extra_fields: tuple = ()
+    extra_rules: tuple = ()
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         cls.heads = {f"{cls.class_stem}ForCausalLM": CAUSAL_LM, f"{cls.class_stem}Model": BASE}
         cls.base = f"{cls.class_stem}Model"
         cls.fields = _fields(cls)
-        cls.rules = RULES
-
-    def head_dim(self, v: dict) -> int:
-        return v.get("head_dim") or self.head_dim_default or v["hidden_size"] // v["num_attention_heads"]
+        cls.rules = RULES + cls.extra_rules
 
     def build(self, v: dict, head: str):
         hidden, heads, inter = v["hidden_size"], v["num_attention_heads"], v["intermediate_size"]
-        kv = v.get("num_key_value_heads") or self.kv_default or heads
-        hd = self.head_dim(v)
+        # An absent key has its family default (the field's); null, where the config takes it, means
+        # what the config's __post_init__ makes of it.
+        kv = v.get("num_key_value_heads") or heads
+        hd = v.get("head_dim") or hidden // heads
         switched = bool(v.get(self.attention_bias_key)) if self.attention_bias_key else True
         qkv_bias = None if "q" in self.attention_biases and switched else False
         o_bias = None if "o" in self.attention_biases and switched else False
@@ -91,12 +94,20 @@ def _fields(f: type[Decoder]) -> tuple:
     return (
         size("vocab_size"), size("hidden_size"), size("intermediate_size"), blocks("num_hidden_layers"),
         size("num_attention_heads"),
-        size("num_key_value_heads", required=False, default=f.kv_default,
-             doc=f"k and v heads (grouped-query attention); default {f.kv_default or 'num_attention_heads'}"),
-        size("head_dim", required=False, default=f.head_dim_default,
-             doc=f"default {f.head_dim_default or 'hidden_size // num_attention_heads'}"),
+        size("num_key_value_heads", required=False, default=f.kv_default, nullable=f.kv_nullable,
+             doc="k and v heads (grouped-query attention); " + _default(f.kv_default, f.kv_nullable,
+                                                                        "num_attention_heads")),
+        size("head_dim", required=False, default=f.head_dim_default, nullable=f.head_dim_nullable,
+             doc=_default(f.head_dim_default, f.head_dim_nullable, "hidden_size // num_attention_heads")),
         pad_token_id(f.pad_default), initializer_range(), tie_word_embeddings(f.tie_default), *f.extra_fields,
     )
+
+
+def _default(default: int | None, nullable: bool, otherwise: str) -> str:
+    """What an absent (and a null) key means."""
+    if default is None:
+        return f"default {otherwise}{' (absent or null)' if nullable else ''}"
+    return f"default {default}{f'; null: {otherwise}' if nullable else ''}"
 
 
 #: The rules every decoder family checks (transformers' repeat_kv needs whole groups).

@@ -2,9 +2,11 @@
 LayerNorm, attention and MLP made of transformers' ``Conv1D`` (weights stored (in, out): layer type
 ``hf_conv1d``), a final LayerNorm; the LM head is tied to ``wte`` by default.
 
-Under ``hf_default`` the two residual projections of each block (``attn.c_proj``, ``mlp.c_proj``) draw
-N(0, (initializer_range / sqrt(2 n_layer))^2): GPT-2's scaled initialization, which transformers
-applies after the plain N(0, initializer_range^2) of every Conv1D.
+Under ``hf_default`` every Conv1D weight draws N(0, initializer_range^2) (GPT2PreTrainedModel's
+_init_weights; the base class's leaves Conv1D alone), and the two residual projections of each block
+(``attn.c_proj``, ``mlp.c_proj``) N(0, (initializer_range / sqrt(2 n_layer))^2): GPT-2's scaled
+initialization, which transformers applies after the plain draw. GPT-2 reads initializer_range as
+given there (0.0 draws zeros), not ``or 0.02`` as for its embeddings and an untied lm_head.
 """
 
 import math
@@ -23,7 +25,8 @@ class GPT2(Family):
     aliases = {"hidden_size": "n_embd", "max_position_embeddings": "n_positions", "num_attention_heads": "n_head",
                "num_hidden_layers": "n_layer"}
     fields = (size("vocab_size"), size("n_positions"), size("n_embd"), blocks("n_layer"), size("n_head"),
-              size("n_inner", required=False, doc="the MLP's width; default 4 * n_embd"),
+              size("n_inner", required=False, nullable=True,
+                   doc="the MLP's width; default 4 * n_embd (absent or null)"),
               initializer_range(), tie_word_embeddings(True))
     rules = (divides("n_head", "n_embd", what="GPT2Attention splits n_embd into n_head heads"),)
 
@@ -31,7 +34,8 @@ class GPT2(Family):
         e, n = v["n_embd"], v["n_layer"]
         inner = v.get("n_inner") or 4 * e
         r = v.get("initializer_range")
-        scaled = {"range": r, "factor": 1 / math.sqrt(2 * n), "factor_text": f"1/sqrt(2 n_layer), n_layer {n}",
+        conv = {"range": r, "as_given": True, "why": "GPT2PreTrainedModel._init_weights draws every Conv1D"}
+        scaled = {**conv, "factor": 1 / math.sqrt(2 * n), "factor_text": f"1/sqrt(2 n_layer), n_layer {n}",
                   "why": "GPT2PreTrainedModel._init_weights, the scaled residual projection"}
         b = Builder("transformer." if head == LM else "", init={"range": r})
         b.add("wte", "embedding", num_embeddings=v["vocab_size"], embedding_dim=e)
@@ -39,10 +43,10 @@ class GPT2(Family):
         for i in range(n):
             p = f"h.{i}."
             b.add(p + "ln_1", "layernorm", normalized_shape=e)
-            b.add(p + "attn.c_attn", "hf_conv1d", in_features=e, out_features=3 * e)
+            b.add(p + "attn.c_attn", "hf_conv1d", init=conv, in_features=e, out_features=3 * e)
             b.add(p + "attn.c_proj", "hf_conv1d", init=scaled, in_features=e, out_features=e)
             b.add(p + "ln_2", "layernorm", normalized_shape=e)
-            b.add(p + "mlp.c_fc", "hf_conv1d", in_features=e, out_features=inner)
+            b.add(p + "mlp.c_fc", "hf_conv1d", init=conv, in_features=e, out_features=inner)
             b.add(p + "mlp.c_proj", "hf_conv1d", init=scaled, in_features=inner, out_features=e)
         b.add("ln_f", "layernorm", normalized_shape=e)
         if head != LM:

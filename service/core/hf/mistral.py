@@ -1,5 +1,5 @@
 """``mistral`` (MistralForCausalLM, MistralModel): no biases; ``num_key_value_heads`` 8 when absent
-(MistralConfig's default); ``head_dim`` honoured when given."""
+(MistralConfig's default; it takes no null); ``head_dim`` honoured when given."""
 
 from .decoder import Decoder
 
@@ -10,3 +10,4 @@ class Mistral(Decoder):
     attention_biases = ""
     attention_bias_key = None
     kv_default = 8
+    kv_nullable = False

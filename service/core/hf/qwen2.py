@@ -1,5 +1,6 @@
 """``qwen2`` (Qwen2ForCausalLM, Qwen2Model): q, k and v always have biases, o never; no MLP biases;
-``num_key_value_heads`` 32 when absent (Qwen2Config's default)."""
+``num_key_value_heads`` 32 when absent (Qwen2Config's default), null: one per head; ``head_dim`` is no
+Qwen2Config key, but Qwen2Attention honours it when given (null would break it)."""
 
 from .decoder import Decoder
 
@@ -10,3 +11,4 @@ class Qwen2(Decoder):
     attention_biases = "qkv"
     attention_bias_key = None
     kv_default = 32
+    head_dim_nullable = False

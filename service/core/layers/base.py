@@ -70,9 +70,11 @@ class Layer:
     bias: Any = None                  # a layer-level bias scheme spec, False, or None
     echo: dict = field(default_factory=dict)  # the layer as the request gave it, normalized (reports echo it)
     #: What a model family (``core.hf``) says about this layer's initialization: ``{"range": r}``, the
-    #: hf_config's initializer_range that ``hf_default`` uses unless the scheme names one; ``"factor"``,
-    #: ``"factor_text"`` and ``"why"`` scale it (GPT-2's residual projections: 1/sqrt(2 n_layer));
-    #: ``{"value": v, "why": ...}`` fixes the values whatever the scheme (gemma's RMSNorm starts at 0).
+    #: hf_config's initializer_range that ``hf_default`` uses unless the scheme names one; ``"why"``: the
+    #: family's own _init_weights rule draws the weight N(0, (r x ``factor``)^2) (``factor_text`` says
+    #: it; GPT-2's Conv1D, its residual projections at 1/sqrt(2 n_layer)), reading r ``as_given`` (no
+    #: ``or 0.02``) when set; ``{"value": v, "why": ...}`` fixes the values whatever the scheme (gemma's
+    #: RMSNorm starts at 0).
     init: dict | None = None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..fields import Field, IntOrList, Rule, dim
 from ..torch import modules
-from .base import LayerType
+from .base import TRANSFORMERS, LayerType
 
 
 def _groups_divide(values: dict):

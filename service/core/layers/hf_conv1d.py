@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import schemes
 from ..fields import dim
-from .base import LayerType
+from .base import TRANSFORMERS, LayerType
 
 
 class HFConv1D(LayerType):
@@ -38,6 +38,16 @@ class HFConv1D(LayerType):
         if t.role == "bias":
             return schemes.spec("zeros"), "transformers Conv1D: bias = 0"
         return schemes.spec("normal", std=0.02), "transformers Conv1D: weight N(0, 0.02^2)"
+
+    def transformers_default(self, t, std, why=None):
+        """PreTrainedModel._init_weights has no rule for Conv1D (an nn.Module, no nn.Linear): it keeps its
+        constructor's N(0, 0.02^2), whatever initializer_range says. GPT-2's own _init_weights draws
+        N(0, initializer_range^2) (the gpt2 family gives ``why``)."""
+        if why is not None:
+            return super().transformers_default(t, std, why)
+        spec, reason = self.torch_default(t)
+        return spec, (f"{reason} (transformers {TRANSFORMERS} PreTrainedModel._init_weights leaves Conv1D as "
+                      "constructed; GPT-2's own _init_weights draws N(0, initializer_range^2))")
 
     def torch_construct(self, gen, layer, with_bias):
         i, o = layer.params["in_features"], layer.params["out_features"]
