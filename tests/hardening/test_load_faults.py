@@ -70,7 +70,8 @@ def http_request(doc: dict) -> bytes:
 #: replaced, live Python objects and malloc's bytes in use stay flat, but the allocators' free pools
 #: (pymalloc arenas, one malloc arena per thread) grow by a few MiB more and level off. Six times
 #: MAX_ENTRIES fills the cache and most of that; ten times leaves less (measured with six: 0-7%, and
-#: once 12% in CI); a leak of 4 KiB per request (thousands of requests per worker in 20 s) exceeds the 10% (checked: +15%).
+#: once 12% in CI); a leak of 4 KiB per request (thousands of requests per worker in 20 s) exceeds
+#: the 10% (checked: +15%).
 WARM_REQUESTS_PER_WORKER = 10 * MAX_ENTRIES
 #: The warm-up runs in rounds this long until it has sent that many requests, at most WARM_ROUNDS of them.
 WARM_ROUND_SECONDS, WARM_ROUNDS = 5, 24
