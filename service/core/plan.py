@@ -23,6 +23,7 @@ from .document import Request
 from .dtypes import DTYPES, DType, round_scalar
 from .errors import SpecError
 from .layers import Layer, TensorSpec
+from .torch.init import refusal
 from .torch.replay import TorchReplay, predicted_exact, torch_call
 from ..version import ENGINE_VERSION
 
@@ -268,26 +269,33 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
         scheme_field = "scheme" if d.hf is not None else f"{where}.scheme"
         spec, by, why = policies.choose(ts, d.scheme, request_bias, layer)
         ctx = schemes.Context(ts.shape, ts.torch_shape, ts.fan_in, ts.fan_out, ts.groups, ts.gates)
+        is_bias = ts.role in ("bias", "norm_bias")
+        # the field that chose this tensor's scheme: the layer's, the request's, or (a policy's choice) the scheme
+        field_name = {"layer": f"{where}.bias" if is_bias else f"{where}.scheme",
+                      "request": "bias" if is_bias else "scheme"}.get(by, scheme_field)
         try:
             resolved = schemes.resolve(spec, ctx)
         except SpecError as e:
-            field_name = {"layer": f"{where}.scheme" if ts.role not in ("bias", "norm_bias") else f"{where}.bias",
-                          "request": "scheme" if ts.role not in ("bias", "norm_bias") else "bias"}.get(by, scheme_field)
             msg = e.message if not e.field or e.field in ("", "scheme") else f"{e.field}: {e.message}"
             raise SpecError(field_name, f"{spec['name']} on {ts.name} (shape {list(ts.shape)}): {msg}") from None
         dist = resolved.distribution
         overflow = _overflow(dist, dtype)
         if overflow:
-            field_name = {"layer": f"{where}.scheme" if ts.role not in ("bias", "norm_bias") else f"{where}.bias",
-                          "request": "scheme" if ts.role not in ("bias", "norm_bias") else "bias"}.get(by, "dtype")
-            raise SpecError(field_name, f"{spec['name']} on {ts.name}: {overflow}")
+            raise SpecError(field_name if by in ("layer", "request") else "dtype", f"{spec['name']} on {ts.name}: {overflow}")
         if isinstance(dist, WholeMatrix) and ts.size > WHOLE_MAX_ELEMENTS:
             raise SpecError(f"{where}.scheme" if by == "layer" else "scheme",
                             f"{dist.name} is drawn as a whole matrix, limited to {WHOLE_MAX_ELEMENTS} elements; "
                             f"{ts.name} has {ts.size}", limit="whole_matrix_elements", requested=ts.size,
                             allowed=WHOLE_MAX_ELEMENTS)
         warns = policies.warnings_for(ts, dist, dist.variance())
-        plans.append(TensorPlan(ts, pos, d.seed, dtype, spec, by, why, resolved, warns))
+        plan = TensorPlan(ts, pos, d.seed, dtype, spec, by, why, resolved, warns)
+        if d.rng == "torch":
+            method, _, call = torch_call(plan)
+            refused = refusal(method, ts.torch_shape)
+            if refused:
+                raise SpecError(field_name, f"{spec['name']} on {ts.name} (shape {list(ts.shape)}): rng torch replays "
+                                            f"{call.split('(')[0]}, which refuses this tensor: {refused}")
+        plans.append(plan)
     selected = plans
     if d.tensors is not None:
         chosen = selection.select(tensor_names, list(d.tensors))
