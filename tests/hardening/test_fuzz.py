@@ -39,8 +39,8 @@ from .conftest import HERE, start_server, stop_server
 pytestmark = pytest.mark.slow
 
 SEED = 20261125
-MAX_EXAMPLES = 300
-RUN_TIMEOUT = 480
+MAX_EXAMPLES = 200
+RUN_TIMEOUT = 900  # a bound for a hung run, not a speed target: generation over the hf_config schemas is CPU-bound
 #: Limits of the fuzzed server (the spec documents each 413): requests stay cheap.
 FUZZ_LIMITS = {
     "WEIGHTINIT_MAX_JSON_ELEMENTS": "262144",
