@@ -27,18 +27,41 @@ MEDIA_TYPE = "application/vnd.safetensors"
 EXTENSION = ".safetensors"
 
 
-def safetensors_header(report: Report) -> bytes:
-    head: dict = {"__metadata__": {"format": "pt", "weightinit": report.text}}
+def _head(report: Report, text: str) -> dict:
+    head: dict = {"__metadata__": {"format": "pt", "weightinit": text}}
     offset = 0
     for t in report.plan.selected:
         head[t.name] = {"dtype": t.dtype.safetensors, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
         offset += t.nbytes
-    raw = json.dumps(head, separators=(",", ":"), ensure_ascii=True).encode()
+    return head
+
+
+def _json(head: dict) -> str:
+    return json.dumps(head, separators=(",", ":"), ensure_ascii=True)
+
+
+def safetensors_header(report: Report) -> bytes:
+    raw = _json(_head(report, report.text)).encode()
     return raw + b" " * (-len(raw) % 8)
 
 
+def header_length(report: Report) -> int:
+    """``len(safetensors_header(report))`` without escaping the report text into it once more.
+
+    The report text is ``json.dumps`` output with ``ensure_ascii``: printable ASCII only (every
+    other character is already an escape sequence), so as a JSON string it is itself plus its
+    two quotes plus one backslash for each ``"`` and each ``\\`` in it. The header is measured
+    with an empty text in its place (``""``), and that length added."""
+    text = report.text
+    head = _head(report, "")
+    n = len(_json(head))
+    if "weightinit" in head["__metadata__"]:  # (a tensor named __metadata__ would have replaced it)
+        n += len(text) + text.count('"') + text.count("\\")
+    return n + (-n % 8)
+
+
 def size(report: Report) -> int:
-    return 8 + len(safetensors_header(report)) + sum(t.nbytes for t in report.plan.selected)
+    return 8 + header_length(report) + sum(t.nbytes for t in report.plan.selected)
 
 
 def encode(report: Report, *, parallel: bool = True) -> Artifact:
