@@ -56,9 +56,13 @@ class TensorPlan:
     warnings: list = field(default_factory=list)
     replay: object = None      # a TorchReplay when rng == "torch"
 
-    @cached_property
+    @property
     def source(self) -> generate.Source:
-        """How the values are drawn (``core.generate``): replayed, as a whole matrix, or block-wise."""
+        """How the values are drawn (``core.generate``): replayed, as a whole matrix, or block-wise.
+
+        Made on each use (it holds nothing but this TensorPlan): kept, it would make a reference
+        cycle, and every plan would wait for the garbage collector instead of going when its
+        request does."""
         if self.replay is not None:
             return generate.Replayed(self)
         if isinstance(self.distribution, WholeMatrix):
