@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from .artifact import Artifact, filename
-from .npy import npy_header, tensor_chunks
+from .npy import header_length, npy_header, tensor_chunks, tensor_header_length
 from .report import Report
 
 MEDIA_TYPE = "application/zip"
@@ -55,9 +55,7 @@ def manifest_length(report: Report) -> int:
     """``len(manifest_bytes(report))`` without building the array: the .npy header of a 0-d
     '<U{n}' array, then its n characters in UTF-32 (the report is ASCII JSON: n = its length)."""
     n = len(report.text)
-    buf = io.BytesIO()
-    npformat.write_array_header_1_0(buf, {"descr": f"<U{n}", "fortran_order": False, "shape": ()})
-    return len(buf.getvalue()) + 4 * n
+    return header_length(f"<U{n}", ()) + 4 * n
 
 
 class Entry:
@@ -109,7 +107,7 @@ def _layout(report: Report, force_zip64: bool, man_length: int):
     entries = []
     offset = 0
     items = [("manifest.npy", man_length, None)] + [
-        (f"{t.name}.npy", len(npy_header(t)) + t.nbytes, t) for t in report.plan.selected]
+        (f"{t.name}.npy", tensor_header_length(t) + t.nbytes, t) for t in report.plan.selected]
     for name, size, t in items:
         e = Entry(name, size, offset, force_zip64)
         entries.append((e, t))
