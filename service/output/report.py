@@ -27,6 +27,11 @@ from ..core.dtypes import as_float
 from ..core.plan import Plan, TensorPlan
 
 
+#: ``json.dumps(..., separators=(",", ":"))``, the same text, made once: a report is a tree (no cycle to
+#: check for), and building an encoder per call costs as much as a small report.
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
 def empirical(t: TensorPlan, stored: np.ndarray) -> dict:
     """Mean, std, min and max of the stored values: ``np.mean(x, dtype=float64)`` and
     ``np.std(x, dtype=float64)`` to the last bit, computed with the ufuncs those call (the same
@@ -82,4 +87,4 @@ class Report:
     def text(self) -> str:
         """The report without totals as compact JSON text: what the npz manifest and the safetensors
         metadata embed."""
-        return json.dumps(self.document(), separators=(",", ":"))
+        return COMPACT_JSON.encode(self.document())

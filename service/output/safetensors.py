@@ -17,11 +17,9 @@ scheme, engine and numpy versions, the normalized request and every tensor's the
 
 from __future__ import annotations
 
-import json
-
 from ..core.generate import stream
 from .artifact import Artifact, filename
-from .report import Report
+from .report import COMPACT_JSON, Report
 
 MEDIA_TYPE = "application/vnd.safetensors"
 EXTENSION = ".safetensors"
@@ -37,7 +35,7 @@ def _head(report: Report, text: str) -> dict:
 
 
 def _json(head: dict) -> str:
-    return json.dumps(head, separators=(",", ":"), ensure_ascii=True)
+    return COMPACT_JSON.encode(head)  # ensure_ascii, as json.dumps
 
 
 def safetensors_header(report: Report) -> bytes:
