@@ -46,7 +46,8 @@ class StrictSchema(Schema):
 
     def load(self, data, *, many=None, partial=None, unknown=None):
         mode = getattr(_MODE, "mode", None)
-        if mode == "standard" or many or partial or unknown not in (None, self.unknown) or not self._lean:
+        if (mode == "standard" or many or partial or self.many or self.partial or unknown not in (None, self.unknown)
+                or not self._lean):
             return super().load(data, many=many, partial=partial, unknown=unknown)
         if mode == "lean":
             return self._lean_load(data)
