@@ -63,6 +63,32 @@ graceful_timeout = _cfg.graceful_timeout
 keepalive = _cfg.keepalive
 
 
+def post_worker_init(worker):
+    """Refuse new connections as soon as a worker stops accepting, not when its last stream ends.
+
+    On SIGTERM the master closes its listening sockets and tells the workers to stop; each gthread
+    worker stops polling its copy of them at once but (gunicorn 27) closes it only after its
+    in-flight streams end, up to graceful_timeout. Meanwhile the kernel keeps completing
+    handshakes into a backlog nobody accepts: a new client hangs for up to a minute, then is
+    reset, where a load balancer needs a refusal to fail over at once. So a stopping worker
+    closes its copies right after unregistering them from its poller (closed while registered,
+    a socket other processes still hold would stay in the poller): once every worker has, the
+    port refuses. A worker stopped alone (a reload, TTOU) closes only its own copies; the
+    master's and the other workers' keep the socket listening.
+    tests/hardening/test_graceful_shutdown.py checks all three: refused, the stream finished,
+    and a reload still answering.
+    """
+    set_accept_enabled = worker.set_accept_enabled
+
+    def stop_accepting_and_close(enabled):
+        set_accept_enabled(enabled)  # unregisters the listeners from the poller first
+        if not enabled and not worker.alive:
+            for listener in worker.sockets:
+                listener.close()  # idempotent: gthread's own cleanup closes them again
+
+    worker.set_accept_enabled = stop_accepting_and_close
+
+
 def when_ready(server):
     """SO_RCVTIMEO / SO_SNDTIMEO on the listening sockets; Linux copies them into every accepted
     socket, where they hold whatever gunicorn does with the socket's blocking mode afterwards

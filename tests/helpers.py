@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from service import document
@@ -32,6 +34,20 @@ def probe_of(doc) -> dg.Probe:
 def artifact_of(plan, fmt: str, **kw):
     """The artifact of a Plan in a format (what the CLI and the API encode)."""
     return formats.artifact(plan, fmt, **kw)
+
+
+def engine_sha256(doc: dict, fmt: str, length: int | None = None) -> str:
+    """sha-256 (hex) of the first ``length`` bytes (all when None) the engine encodes for a request
+    document in ``fmt`` (its "format" member ignored): what every server must send for it."""
+    h, left = hashlib.sha256(), length
+    for chunk in artifact_of(plan_of({k: v for k, v in doc.items() if k != "format"}), fmt).chunks():
+        chunk = memoryview(chunk).cast("B")[:left]
+        h.update(chunk)
+        if left is not None:
+            left -= len(chunk)
+            if left == 0:
+                break
+    return h.hexdigest()
 
 
 def with_values(plan) -> dict:
@@ -94,3 +110,13 @@ def problem_of(doc, **kw) -> tuple[str, str, str | None]:
     except SpecError as e:
         return e.field, e.message, e.limit
     raise AssertionError(f"no error for {doc!r}")
+
+
+#: A tiny Llama config (the hf format's tests): 21 tensors, 35,136 bytes in float32.
+LLAMA_TINY = {"architecture": {"hf_config": {
+    "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 128, "hidden_size": 16,
+    "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}}}
+#: A tiny GPT-2 with its tied head left out, in float16.
+GPT2_TINY = {"architecture": {"hf_config": {
+    "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 100, "n_embd": 16, "n_layer": 2,
+    "n_head": 4, "n_positions": 32}}, "dtype": "float16"}

@@ -1,5 +1,5 @@
 """The built wheel ships openapi.yaml (a symlink in the repository) and an installed copy
-serves it, with the docs, from wherever it is installed."""
+serves it, with the docs, from wherever it is installed; its generator (service/openapi) runs there too."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def test_wheel_ships_and_serves_openapi_yaml(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         assert z.read("service/openapi.yaml") == (ROOT / "openapi.yaml").read_bytes()
         names = set(z.namelist())
-    assert {"service/api/app.py", "service/config.py", "service/limits.py"} <= names
+    assert {"service/api/app.py", "service/config.py", "service/limits.py",
+            "service/openapi/template.yaml"} <= names
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
@@ -55,3 +56,8 @@ def test_wheel_ships_and_serves_openapi_yaml(tmp_path):
     r = subprocess.run([sys.executable, "-c", CHECK, str(site)], env=env, cwd=tmp_path, capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout == (ROOT / "openapi.yaml").read_bytes()
+    # the generator runs from the installed copy too, and agrees with the file it ships
+    shipped = site / "service" / "openapi.yaml"
+    r = subprocess.run([sys.executable, "-m", "service.openapi", "--check", "--output", str(shipped)], env=env,
+                       cwd=tmp_path, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()

@@ -85,4 +85,5 @@ def get(name: str) -> ActivationKind:
 
 #: The object form of a layer's ``activation``: ``{"name": ..., "negative_slope": ...}``.
 OBJECT_FIELDS = (Field("name", Choice(NAMES, ref="ActivationName"), required=True),
-                 Field("negative_slope", Number(0, 1e3), doc="leaky_relu's slope on the negative side (default 0.01)"))
+                 Field("negative_slope", Number(0, 1e3), default=DEFAULT_LEAKY_SLOPE,
+                       doc="leaky_relu's slope on the negative side"))

@@ -42,7 +42,8 @@ def empirical(t: TensorPlan, stored: np.ndarray) -> dict:
     values is an integer, exact in float64, so its mean is the constant itself and its std 0
     (not -0.0: NumPy's sum of -0.0 values is +0.0)."""
     d = t.distribution
-    if isinstance(d, Constant) and d.value in (0.0, 1.0) and math.copysign(1.0, d.value) > 0:
+    if isinstance(d, Constant) and d.value in (0.0, 1.0) and math.copysign(1.0, d.value) > 0 \
+            and not (d.value and t.spec.zero_rows):  # an embedding's padding row is 0 whatever the scheme
         c = float(d.value)
         return {"mean": c, "std": 0.0, "min": c, "max": c}
     x = as_float(stored.reshape(-1), t.dtype)

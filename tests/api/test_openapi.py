@@ -1,5 +1,7 @@
 """openapi.yaml: a valid OpenAPI 3.1 document whose enums, layer and scheme schemas equal the
-engine's registry, whose examples validate, and which describes every route of the app."""
+engine's registry, whose examples validate, and which describes every route of the app. It is
+generated (service/openapi; tests/openapi checks that the committed file is fresh): these tests
+check what the generator makes of the declarations, against the registries and the running service."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from service.core.distributions import WHOLE_MAX_ELEMENTS
 from service.core.activations import NAMES as ACTIVATIONS
 from service.core.gains import GAIN_NAMES
 from service.core.layers import COMMON_FIELDS, REGISTRY
+from service.core.fields import MISSING
 from service.core.schemes import ALL_NAMES, MAX_MAGNITUDE, SCHEMES
 from service.output.formats import FORMATS
+from service.version import ENGINE_VERSION
 
 from .helpers import MIXED, MLP, small
 
@@ -93,12 +97,37 @@ def test_layer_type_enum_and_layer_schemas_equal_the_registry(schemas):
     assert sorted(covered) == sorted(REGISTRY)
 
 
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_each_layer_component_declares_its_type_fields(schemas, validator_for, name):
+    """The type's fields after the common ones, in declaration order, required and defaults as declared;
+    ``bias`` only ``false`` for a type without one; its summary and cross-field rules in the description."""
+    kind = REGISTRY[name]
+    layer = schemas[schemas["Layer"]["discriminator"]["mapping"][name].rsplit("/", 1)[1]]
+    assert name in layer["properties"]["type"]["enum"]
+    assert list(layer["properties"]) == [*COMMON_FIELDS, *(f.name for f in kind.fields)]
+    assert layer["required"] == ["type", *(f.name for f in kind.fields if f.required)]
+    for f in kind.fields:
+        assert layer["properties"][f.name].get("default", MISSING) == f.default, f.name
+    bias = layer["properties"]["bias"]
+    assert bias == ({"$ref": "#/components/schemas/LayerBias"} if kind.has_bias
+                    else {"description": bias["description"], "type": "boolean", "const": False})
+    assert layer["description"].startswith(kind.summary)
+    assert all(rule.doc in layer["description"] for rule in kind.rules)
+    assert validator_for("Layer").is_valid({"type": name, **kind.example})
+    assert layer["example"]["type"] in layer["properties"]["type"]["enum"]
+
+
+def test_the_version_is_the_engine_version(spec_dict):
+    assert spec_dict["info"]["version"] == ENGINE_VERSION
+
+
 def test_other_enums_equal_the_engine(schemas):
     assert schemas["ActivationName"]["enum"] == list(ACTIVATIONS)
     assert schemas["GainName"]["enum"] == list(GAIN_NAMES)
     assert schemas["Format"]["enum"] == list(FORMATS)
     limits = set(schemas["Problem"]["properties"]["limit"]["enum"])
-    assert limits == set(load_config().limits()) | {"whole_matrix_elements", "max_plan_elements", "max_pattern_work"}
+    assert limits == set(load_config().limits()) | {"whole_matrix_elements", "max_plan_elements", "max_pattern_work",
+                                                    "max_hf_header_bytes"}
 
 
 def test_media_types_of_weights_equal_the_encoders(spec_dict):
@@ -170,7 +199,9 @@ def test_examples_validate_against_their_schemas(spec_dict, validator_for):
 @pytest.mark.parametrize("doc", [MLP, MIXED, small(), small(bias=False), small(bias=None, tensors=None),
                                  small(scheme={"name": "variance_scaling", "scale": 2, "mode": "fan_out",
                                                "distribution": "uniform", "gain": "relu"}),
-                                 small(format="npz", dtype="bfloat16", layout="keras", rng="weightinit")])
+                                 small(format="npz", dtype="bfloat16", layout="keras", rng="weightinit"),
+                                 {"architecture": {"layers": [{"type": "embedding", "num_embeddings": 4,
+                                                               "embedding_dim": 2, "bias": False}]}}])
 def test_request_schema_accepts_valid_documents(validator_for, client, doc):
     assert client.post("/v1/plan", json=doc).status_code == 200
     errors = [e.message for e in validator_for("RequestDocument").iter_errors(doc)]
@@ -183,7 +214,10 @@ def test_request_schema_accepts_valid_documents(validator_for, client, doc):
                                  {"architecture": {"layers": [{"type": "conv2d", "in_channels": 2, "out_channels": 2,
                                                                "kernel_size": [3]}]}},
                                  {"architecture": {"layers": [{"type": "dense", "in_features": 2, "out_features": 2,
-                                                               "kernel_size": 3}]}}])
+                                                               "kernel_size": 3}]}},
+                                 {"architecture": {"layers": [{"type": "embedding", "num_embeddings": 4,
+                                                               "embedding_dim": 2, "bias": "zeros"}]}},
+                                 {"architecture": {"layers": [{"type": "tensor", "shape": [2, 2], "bias": "zeros"}]}}])
 def test_request_schema_rejects_what_the_service_rejects(validator_for, client, doc):
     assert client.post("/v1/plan", json=doc).status_code == 422
     assert not validator_for("RequestDocument").is_valid(doc)

@@ -28,6 +28,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, start_server, stop_server
+from tests.helpers import engine_sha256
 
 TIMEOUT = 120
 MODEL = {
@@ -73,15 +74,6 @@ def failed_with(r, *fragments: str) -> None:
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert lines[0].startswith("weightinit: fetch failed:") and all(f in lines[0] for f in fragments), lines[0]
-
-
-def sha256_of_engine(doc: dict, fmt: str) -> str:
-    from tests.helpers import artifact_of, plan_of
-
-    h = hashlib.sha256()
-    for chunk in artifact_of(plan_of({k: v for k, v in doc.items() if k != "format"}), fmt).chunks():
-        h.update(chunk)
-    return h.hexdigest()
 
 
 @pytest.mark.parametrize("doc, name, extra", [
@@ -282,7 +274,7 @@ def test_a_part_flipped_once_is_fetched_again_with_retries(server, tmp_path):
                             "1", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert proxy.flipped == 1 and "retrying (1/1)" in r.stderr and "Content-Digest" in r.stderr
-    assert hashlib.sha256(out.read_bytes()).hexdigest() == sha256_of_engine(BIG, "safetensors")
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == engine_sha256(BIG, "safetensors")
 
 
 # ------------------------------------------------------------------------------ replicas that may differ
@@ -502,7 +494,7 @@ class _FakeHandler(http.server.BaseHTTPRequestHandler):
             return self._send(srv.plan_status, {"Content-Type": "application/json", "Content-Length": str(len(body)),
                                                 "ETag": f'"{TAG}-plan"', **srv.plan_headers}, body)
         data, rng = srv.artifact, self.headers.get("Range")
-        if rng and srv.fmt in ("npy", "safetensors"):
+        if rng and srv.fmt in ("npy", "safetensors", "hf"):
             a, b = (int(x) for x in rng.split("=")[1].split("-"))
             part = data[a:b + 1]
             headers = {"Content-Range": f"bytes {a}-{b}/{len(data)}", "Content-Length": str(len(part)),
