@@ -130,6 +130,10 @@ VARIABLES: tuple[Variable, ...] = (
              doc="who draws normal values: `auto` = the compiled C sampler when it was built at install, else "
                  "its NumPy reference; `numpy` = the reference always. The bytes are the same either way "
                  "(read by the engine)", used_by="engine"),
+    Variable("seeds", "WEIGHTINIT_SEEDS", str, "auto", choices=("auto", "numpy"),
+             doc="who computes the seed words of each block's stream: `auto` = the compiled C twin of NumPy's "
+                 "`SeedSequence` when it was built at install, else NumPy's; `numpy` = NumPy's always. The bytes "
+                 "are the same either way (read by the engine)", used_by="engine"),
     Variable("diagnose_max_batch", "WEIGHTINIT_DIAGNOSE_MAX_BATCH", int, 1024, 2, 4096,
              doc="largest probe `batch` of one POST /v1/diagnose (413 `diagnose_max_batch`; the engine's own "
                  "ceiling is 4096)"),
@@ -168,6 +172,7 @@ class Config:
     log_level: str
     gen_threads: int
     normals: str
+    seeds: str
     diagnose_max_batch: int
     diagnose_max_cost: int
     diagnose_max_bytes: int

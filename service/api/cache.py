@@ -8,7 +8,8 @@ so the parse -> validate -> plan -> report work is done once per distinct body a
 
 - ``/v1/plan``: the finished body and headers;
 - ``/v1/weights``: the Plan, format and headers (so each Range request of a sharded fetch skips
-  validation), plus the finished body of JSON artifacts up to ``MAX_BODY_BYTES``.
+  validation); for JSON artifacts up to ``MAX_BODY_BYTES``, once built, the finished body and
+  headers instead.
 
 Bounded by entry count and by bytes held: every byte an entry keeps is counted (finished bodies,
 an artifact's header, the JSON body attached after the first request, and an estimate of the Plan
@@ -108,16 +109,20 @@ class ResponseCache:
         return entry
 
     def attach_json(self, entry: Entry, body: bytes, sha256: str) -> bool:
-        """Keep a built JSON body in a cached entry, counted like the rest; False (and nothing kept) when
-        the entry is no longer cached, the body is larger than ``MAX_BODY_BYTES`` or the entry would grow
-        past ``MAX_ENTRY_BYTES``."""
+        """Replace a cached entry by its finished JSON answer, counted like the rest: the headers, the
+        format and the body with its sha-256, which is all a repeat needs. The plan and report go: kept,
+        they are hundreds of objects per entry that the garbage collector walks for as long as the entry
+        lives. False (and nothing kept) when the entry is no longer cached or the body is larger than
+        ``MAX_BODY_BYTES``. A request still holding the old entry finishes with it undisturbed."""
         with self._lock:
-            if (entry.key is None or self._items.get(entry.key) is not entry or len(body) > MAX_BODY_BYTES
-                    or entry.size + len(body) > MAX_ENTRY_BYTES):
+            key = entry.key
+            if key is None or self._items.get(key) is not entry or len(body) > MAX_BODY_BYTES:
                 return False
-            entry.json = (body, sha256)
-            entry.held += len(body)
-            self._bytes += len(body)
+            answer = Entry(entry.headers, fmt=entry.fmt, media_type=entry.media_type, json=(body, sha256),
+                           held=len(body), key=key)
+            self._items[key] = answer
+            self._bytes += answer.size - entry.size
+            entry.key = None
             self._evict()
         return True
 

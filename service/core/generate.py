@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import matrix_cache, normals, streams
-from .distributions import WHOLE_MAX_ELEMENTS
+from .distributions import WHOLE_MAX_ELEMENTS, Constant
 from .dtypes import to_storage
 from .errors import SpecError
 
@@ -59,11 +59,17 @@ class Source:
 
 
 class Blockwise(Source):
+    def _rng(self, b: int) -> np.random.Generator | None:
+        """Block ``b``'s generator, or None for a constant, which draws nothing from it (and building
+        one costs more than filling a small bias)."""
+        t = self.t
+        return None if isinstance(t.distribution, Constant) else streams.block_rng(t.seed, t.position, b)
+
     def _fill_block(self, b: int, compute: np.ndarray, storage: np.ndarray | None) -> np.ndarray:
         t = self.t
         lo, hi = streams.block_bounds(t.size, b)
         buf = compute[: hi - lo]
-        t.distribution.fill(streams.block_rng(t.seed, t.position, b), buf)
+        t.distribution.fill(self._rng(b), buf)
         zero_rows(t, buf, lo)
         if storage is None:
             return buf
@@ -106,7 +112,7 @@ class Blockwise(Source):
         def produce(b, slot):
             lo, hi = streams.block_bounds(t.size, b)
             if not cast:
-                t.distribution.fill(streams.block_rng(t.seed, t.position, b), out[lo:hi])
+                t.distribution.fill(self._rng(b), out[lo:hi])
                 zero_rows(t, out[lo:hi], lo)
             else:
                 self._fill_block(b, np.empty(hi - lo, t.dtype.compute), out[lo:hi])

@@ -50,12 +50,12 @@ the contract: the word-to-element map and the slow path's order do not depend on
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import math
-import os
 import threading
 
 import numpy as np
+
+from . import native
 
 #: Right edge of the base rectangle and area of every layer (Marsaglia & Tsang's 256-layer constants).
 R = 3.6541528853610088
@@ -134,6 +134,8 @@ class _Tables:
         self.k = np.concatenate([k, k]).astype(word)                     # index = layer | sign << 8
         self.w = np.concatenate([w, -w]).astype(value)
         self.f = _exp(-0.5 * edges * edges)                               # density at every edge, float64
+        #: What _ziggurat.c reads after the output: K, W, F and the constants (module-lifetime arrays).
+        self.addresses = (self.k.ctypes.data, self.w.ctypes.data, self.f.ctypes.data, _CONSTANTS.ctypes.data)
 
 
 _EDGES = _edges()
@@ -144,30 +146,39 @@ _LOCAL = threading.local()
 
 class Native:
     """``_ziggurat.c`` bound from one shared library: the package's own build (the module default)
-    or, in the tests, a build of the same source with sanitizers."""
+    or, in the tests, a build of the same source with sanitizers.
 
-    ABI = 1  # weightinit_abi(): the signatures below
+    Each entry point is bound twice: releasing the GIL (CDLL), so that the engine's threads draw
+    large blocks in parallel, and holding it (PyDLL) for calls of up to ``HOLD_GIL_BELOW`` values
+    (a few microseconds), where a thread that lets the GIL go waits longer to get it back than it
+    drew for."""
+
+    ABI = 2  # weightinit_abi(): the signatures below (2 adds weightinit_seed_state, seeds.py's)
+    HOLD_GIL_BELOW = 1 << 14
 
     def __init__(self, path: str):
-        lib = ctypes.CDLL(path)
-        if lib.weightinit_abi() != self.ABI:
+        released, held = ctypes.CDLL(path), ctypes.PyDLL(path)
+        if released.weightinit_abi() != self.ABI:
             raise OSError(f"{path}: not the sampler ABI {self.ABI}")
         self._fill = {}
         for width in (32, 64):
-            fn = getattr(lib, f"weightinit_fill_f{width}")
-            fn.restype = ctypes.c_int
-            # (bitgen_t *, out, n, K (512 words), W (512 values), F (257 doubles), _CONSTANTS (32 doubles))
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 4
-            self._fill[width] = fn
+            for gil, lib in (("released", released), ("held", held)):
+                fn = getattr(lib, f"weightinit_fill_f{width}")
+                fn.restype = ctypes.c_int
+                # (bitgen_t *, out, n, K (512 words), W (512 values), F (257 doubles), _CONSTANTS (32 doubles))
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 4
+                self._fill[width, gil] = fn
 
     def fill(self, rng: np.random.Generator, out: np.ndarray) -> None:
         """:func:`fill`, drawn by this library."""
         t = _tables_for(out)
+        n = out.size
+        if not n:  # nothing to draw (and no byte to take the address of)
+            return
+        fn = self._fill[32 if t is _T32 else 64, "held" if n < self.HOLD_GIL_BELOW else "released"]
         bg = rng.bit_generator
-        with bg.lock:  # ctypes releases the GIL: other threads may draw other blocks meanwhile
-            rc = self._fill[32 if t is _T32 else 64](
-                bg.ctypes.bit_generator, out.ctypes.data, out.size, t.k.ctypes.data, t.w.ctypes.data,
-                t.f.ctypes.data, _CONSTANTS.ctypes.data)
+        with bg.lock:  # other threads may draw other blocks meanwhile, on their own generators
+            rc = fn(native.bitgen(bg), native.address(out), n, *t.addresses)
         if rc:
             raise MemoryError("normals: out of memory in the native sampler")
 
@@ -176,13 +187,9 @@ def _load_native() -> Native | None:
     """The C twin of this module (_ziggurat.c, built by setup.py when a compiler is there), or None.
 
     WEIGHTINIT_NORMALS=numpy forces the NumPy reference; the bytes are the same either way."""
-    if os.environ.get("WEIGHTINIT_NORMALS", "auto").strip().lower() == "numpy":
-        return None
     try:
-        spec = importlib.util.find_spec(__package__ + "._ziggurat")
-        if spec is None or not spec.origin:
-            return None
-        return Native(spec.origin)
+        path = native.library("WEIGHTINIT_NORMALS")
+        return Native(path) if path else None
     except (OSError, AttributeError, ImportError):
         return None
 

@@ -31,6 +31,9 @@ from ..version import ENGINE_VERSION
 #: element and byte counts then stay exact in every JSON parser (IEEE doubles) and within zip64's sizes.
 #: Far above anything that can be generated; it only bounds what ``/v1/plan`` describes.
 MAX_PLAN_ELEMENTS = 1 << 53
+#: ``json.dumps(..., sort_keys=True, separators=(",", ":"))``, the same text, made once: the document is a
+#: tree (no cycle to check for), and building an encoder per call costs as much as a small document.
+_SORTED_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)
 #: An unbounded normal is checked against its dtype's range at mean +- NORMAL_REACH * std (a draw beyond
 #: 10 standard deviations has probability below 2e-23).
 NORMAL_REACH = 10.0
@@ -57,9 +60,13 @@ class TensorPlan:
     warnings: list = field(default_factory=list)
     replay: object = None      # a TorchReplay when rng == "torch"
 
-    @cached_property
+    @property
     def source(self) -> generate.Source:
-        """How the values are drawn (``core.generate``): replayed, as a whole matrix, or block-wise."""
+        """How the values are drawn (``core.generate``): replayed, as a whole matrix, or block-wise.
+
+        Made on each use (it holds nothing but this TensorPlan): kept, it would make a reference
+        cycle, and every plan would wait for the garbage collector instead of going when its
+        request does."""
         if self.replay is not None:
             return generate.Replayed(self)
         if isinstance(self.distribution, WholeMatrix):
@@ -171,8 +178,7 @@ class Plan:
     @cached_property
     def fingerprint(self) -> str:
         """sha256 of the normalized request + engine and numpy versions: the ETag's value."""
-        body = json.dumps({"request": self.document, "engine": engine_info(self.request.rng)}, sort_keys=True,
-                          separators=(",", ":"))
+        body = _SORTED_JSON.encode({"request": self.document, "engine": engine_info(self.request.rng)})
         return hashlib.sha256(body.encode()).hexdigest()
 
     def header(self) -> dict:

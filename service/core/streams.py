@@ -26,6 +26,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from . import seeds
+
 BLOCK_ELEMENTS = 1 << 18
 EXTRA_KEY = 1 << 32
 BIT_GENERATOR = "PCG64"
@@ -35,7 +37,9 @@ _POOL_PID = None
 
 
 def block_rng(seed: int, position: int, block: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(position, block))))
+    """``Generator(PCG64(SeedSequence(seed, spawn_key=(position, block))))``, its seed words computed
+    by ``seeds`` (NumPy's SeedSequence or its compiled twin: the same words)."""
+    return np.random.Generator(np.random.PCG64(seeds.sequence(seed, position, block)))
 
 
 def extra_rng(seed: int, position: int) -> np.random.Generator:

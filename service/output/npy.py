@@ -40,6 +40,29 @@ def npy_header(t: TensorPlan) -> bytes:
     return buf.getvalue()
 
 
+#: numpy.lib.format's room for a longer first axis (GROWTH_AXIS_MAX_DIGITS) and its alignment (ARRAY_ALIGN).
+_GROWTH_DIGITS, _ALIGN = 21, 64
+
+
+def header_length(descr: str, shape: tuple) -> int:
+    """The length of the format 1.0 header ``numpy.lib.format`` writes for a C-order array (what
+    ``npy_header`` returns), without writing it: what the artifacts' sizes need, per tensor per
+    request. Its text is ``{'descr': <descr!r>, 'fortran_order': False, 'shape': <shape!r>, }``,
+    then one space per digit the first axis could still grow by (up to 21; none for a 0-d
+    array), then spaces and a newline up to the next multiple of 64 bytes counting the 10-byte
+    prefix (a full 64 when it is one already). tests/output/test_formats.py checks it against
+    NumPy's header for every dtype and shapes of every rank and digit count."""
+    text = len(f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape!r}, }}")
+    if shape:
+        text += _GROWTH_DIGITS - len(repr(shape[0]))
+    return _ALIGN * ((10 + text + 1) // _ALIGN + 1)
+
+
+def tensor_header_length(t: TensorPlan) -> int:
+    """``len(npy_header(t))``, measured (``header_length``)."""
+    return header_length(npformat.dtype_to_descr(t.dtype.storage), tuple(t.shape))
+
+
 def tensor_chunks(t: TensorPlan, parallel: bool = True):
     """The raw bytes of one tensor, block by block (memoryviews of reused buffers)."""
     for block in t.blocks(parallel=parallel):
@@ -57,7 +80,7 @@ def _only_tensor(report: Report) -> TensorPlan:
 def size(report: Report) -> int | None:
     """The artifact's length (None: not one tensor, so no npy)."""
     selected = report.plan.selected
-    return len(npy_header(selected[0])) + selected[0].nbytes if len(selected) == 1 else None
+    return tensor_header_length(selected[0]) + selected[0].nbytes if len(selected) == 1 else None
 
 
 def encode(report: Report, *, parallel: bool = True) -> Artifact:

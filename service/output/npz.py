@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from .artifact import Artifact, filename
-from .npy import npy_header, tensor_chunks
+from .npy import header_length, npy_header, tensor_chunks, tensor_header_length
 from .report import Report
 
 MEDIA_TYPE = "application/zip"
@@ -55,9 +55,7 @@ def manifest_length(report: Report) -> int:
     """``len(manifest_bytes(report))`` without building the array: the .npy header of a 0-d
     '<U{n}' array, then its n characters in UTF-32 (the report is ASCII JSON: n = its length)."""
     n = len(report.text)
-    buf = io.BytesIO()
-    npformat.write_array_header_1_0(buf, {"descr": f"<U{n}", "fortran_order": False, "shape": ()})
-    return len(buf.getvalue()) + 4 * n
+    return header_length(f"<U{n}", ()) + 4 * n
 
 
 class Entry:
@@ -82,16 +80,14 @@ class Entry:
             return struct.pack("<IIQQ", 0x08074B50, self.crc, self.size, self.size)
         return struct.pack("<IIII", 0x08074B50, self.crc, self.size, self.size)
 
+    def _zip64_fields(self, force_zip64: bool) -> list[int]:
+        """The central header's zip64 extra fields: the sizes when they need 64 bits, the offset when it does."""
+        return [self.size, self.size] * self.zip64 + [self.offset] * (self.offset >= _LIMIT or force_zip64)
+
     def central(self, force_zip64: bool) -> bytes:
-        fields = []
-        size32 = self.size
-        if self.zip64:
-            fields += [self.size, self.size]
-            size32 = _LIMIT
-        off32 = self.offset
-        if self.offset >= _LIMIT or force_zip64:
-            fields.append(self.offset)
-            off32 = _LIMIT
+        fields = self._zip64_fields(force_zip64)
+        size32 = _LIMIT if self.zip64 else self.size
+        off32 = _LIMIT if self.offset >= _LIMIT or force_zip64 else self.offset
         extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
         version = 45 if fields else 20
         return struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, version, version, _FLAGS, 0, _DOS_TIME, _DOS_DATE,
@@ -101,12 +97,17 @@ class Entry:
     def local_length(self) -> int:
         return 30 + len(self.name) + (20 if self.zip64 else 0) + self.size + (24 if self.zip64 else 16)
 
+    def central_length(self, force_zip64: bool) -> int:
+        """``len(self.central(force_zip64))``: 46 bytes, the name, and 4 + 8 per zip64 field."""
+        fields = len(self._zip64_fields(force_zip64))
+        return 46 + len(self.name) + (4 + 8 * fields if fields else 0)
+
 
 def _layout(report: Report, force_zip64: bool, man_length: int):
     entries = []
     offset = 0
     items = [("manifest.npy", man_length, None)] + [
-        (f"{t.name}.npy", len(npy_header(t)) + t.nbytes, t) for t in report.plan.selected]
+        (f"{t.name}.npy", tensor_header_length(t) + t.nbytes, t) for t in report.plan.selected]
     for name, size, t in items:
         e = Entry(name, size, offset, force_zip64)
         entries.append((e, t))
@@ -114,9 +115,13 @@ def _layout(report: Report, force_zip64: bool, man_length: int):
     return entries, offset
 
 
+def _need_zip64_end(n: int, cd_offset: int, cd_size: int, force_zip64: bool) -> bool:
+    return force_zip64 or cd_offset >= _LIMIT or cd_size >= _LIMIT or n >= 0xFFFF
+
+
 def end_records(entries, cd_offset: int, cd_size: int, force_zip64: bool) -> bytes:
     n = len(entries)
-    need64 = force_zip64 or cd_offset >= _LIMIT or cd_size >= _LIMIT or n >= 0xFFFF
+    need64 = _need_zip64_end(n, cd_offset, cd_size, force_zip64)
     out = b""
     if need64:
         z64_offset = cd_offset + cd_size
@@ -128,9 +133,11 @@ def end_records(entries, cd_offset: int, cd_size: int, force_zip64: bool) -> byt
 
 
 def size(report: Report, force_zip64: bool = False) -> int:
+    """The archive's length, from the records' lengths (nothing packed): the entries, the central
+    directory, the end records (22 bytes; 56 + 20 more with the zip64 ones)."""
     entries, cd_offset = _layout(report, force_zip64, manifest_length(report))
-    cd_size = sum(len(e.central(force_zip64)) for e, _ in entries)
-    return cd_offset + cd_size + len(end_records(entries, cd_offset, cd_size, force_zip64))
+    cd_size = sum(e.central_length(force_zip64) for e, _ in entries)
+    return cd_offset + cd_size + 22 + (76 if _need_zip64_end(len(entries), cd_offset, cd_size, force_zip64) else 0)
 
 
 def encode(report: Report, *, parallel: bool = True, force_zip64: bool = False) -> Artifact:

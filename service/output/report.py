@@ -17,19 +17,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from functools import cached_property
 
 import numpy as np
 
+from ..core.distributions import Constant
 from ..core.dtypes import as_float
 from ..core.plan import Plan, TensorPlan
+
+
+#: ``json.dumps(..., separators=(",", ":"))``, the same text, made once: a report is a tree (no cycle to
+#: check for), and building an encoder per call costs as much as a small report.
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 def empirical(t: TensorPlan, stored: np.ndarray) -> dict:
     """Mean, std, min and max of the stored values: ``np.mean(x, dtype=float64)`` and
     ``np.std(x, dtype=float64)`` to the last bit, computed with the ufuncs those call (the same
     pairwise float64 sums, the mean subtracted in float64) without their Python wrappers, which
-    cost more than the arithmetic on the small tensors of most requests."""
+    cost more than the arithmetic on the small tensors of most requests.
+
+    A constant 0 or 1 (biases, normalization scales) needs no pass: every partial sum of its
+    values is an integer, exact in float64, so its mean is the constant itself and its std 0
+    (not -0.0: NumPy's sum of -0.0 values is +0.0)."""
+    d = t.distribution
+    if isinstance(d, Constant) and d.value in (0.0, 1.0) and math.copysign(1.0, d.value) > 0 \
+            and not (d.value and t.spec.zero_rows):  # an embedding's padding row is 0 whatever the scheme
+        c = float(d.value)
+        return {"mean": c, "std": 0.0, "min": c, "max": c}
     x = as_float(stored.reshape(-1), t.dtype)
     n = x.size
     mean = np.add.reduce(x, dtype=np.float64, keepdims=True)
@@ -72,4 +88,4 @@ class Report:
     def text(self) -> str:
         """The report without totals as compact JSON text: what the npz manifest and the safetensors
         metadata embed."""
-        return json.dumps(self.document(), separators=(",", ":"))
+        return COMPACT_JSON.encode(self.document())

@@ -19,27 +19,47 @@ too (``file_segments``), their tensors in name order as save_pretrained writes t
 
 from __future__ import annotations
 
-import json
-
 from .artifact import Artifact, filename, segment_chunks, segment_size
 from .options import DEFAULT, Options
-from .report import Report
+from .report import COMPACT_JSON, Report
 
 MEDIA_TYPE = "application/vnd.safetensors"
 EXTENSION = ".safetensors"
 
 
-def header(tensors: list, report_text: str | None) -> bytes:
-    """The JSON header of a file holding ``tensors`` back to back, in that order, padded to a multiple
-    of 8: ``__metadata__`` is ``{"format": "pt"}``, and the report when ``report_text`` is given."""
+def _head(tensors: list, report_text: str | None) -> dict:
     meta = {"format": "pt"} if report_text is None else {"format": "pt", "weightinit": report_text}
     head: dict = {"__metadata__": meta}
     offset = 0
     for t in tensors:
         head[t.name] = {"dtype": t.dtype.safetensors, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
         offset += t.nbytes
-    raw = json.dumps(head, separators=(",", ":"), ensure_ascii=True).encode()
+    return head
+
+
+def _json(head: dict) -> str:
+    return COMPACT_JSON.encode(head)  # ensure_ascii, as json.dumps
+
+
+def header(tensors: list, report_text: str | None) -> bytes:
+    """The JSON header of a file holding ``tensors`` back to back, in that order, padded to a multiple
+    of 8: ``__metadata__`` is ``{"format": "pt"}``, and the report when ``report_text`` is given."""
+    raw = _json(_head(tensors, report_text)).encode()
     return raw + b" " * (-len(raw) % 8)
+
+
+def header_length(tensors: list, report_text: str | None) -> int:
+    """``len(header(tensors, report_text))`` without escaping the report text into it once more.
+
+    The report text is ``json.dumps`` output with ``ensure_ascii``: printable ASCII only (every
+    other character is already an escape sequence), so as a JSON string it is itself plus its
+    two quotes plus one backslash for each ``"`` and each ``\\`` in it. The header is measured
+    with an empty text in its place (``""``), and that length added."""
+    head = _head(tensors, None if report_text is None else "")
+    n = len(_json(head))
+    if report_text is not None and "weightinit" in head["__metadata__"]:  # (a tensor named __metadata__ replaces it)
+        n += len(report_text) + report_text.count('"') + report_text.count("\\")
+    return n + (-n % 8)
 
 
 def file_segments(tensors: list, report_text: str | None) -> tuple:
@@ -57,7 +77,7 @@ def safetensors_header(report: Report, options: Options = DEFAULT) -> bytes:
 
 
 def size(report: Report, options: Options = DEFAULT) -> int:
-    return 8 + len(safetensors_header(report, options)) + sum(t.nbytes for t in report.plan.selected)
+    return 8 + header_length(report.plan.selected, _report_text(report, options)) + sum(t.nbytes for t in report.plan.selected)
 
 
 def encode(report: Report, *, parallel: bool = True, options: Options = DEFAULT) -> Artifact:

@@ -14,6 +14,7 @@ import safetensors.numpy as st_numpy
 from tests.helpers import plan_of
 from service.core.dtypes import DTYPES, as_float
 from service.output import formats
+from service.output.npy import header_length
 from service.output.npz import encode as _encode_npz
 from service.output.report import Report
 from tests.helpers import artifact_of as encode
@@ -39,6 +40,20 @@ def test_npy_equals_numpy_save(dtype):
     np.lib.format.write_array(buf, expected, allow_pickle=False)
     assert data == buf.getvalue()
     assert np.array_equal(np.load(io.BytesIO(data), allow_pickle=False), expected)
+
+
+#: Every rank class and digit count; (1,) * 36 makes the header text end exactly on a 64-byte boundary
+#: (NumPy then pads a full 64 bytes more).
+SHAPES = [(), (1,), (7,), (64, 32), (10, 64), (123456789, 3), (2**40, 1), (3, 4, 5), (1, 2, 3, 4, 5),
+          (99999,) * 8, (1,) * 32, (1,) * 36]
+
+
+@pytest.mark.parametrize("descr", ["<f4", "<f8", "<f2", "<u2", "<U1", "<U4743", "<U123456789"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_npy_header_length_is_numpys(descr, shape):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    assert header_length(descr, shape) == len(buf.getvalue())
 
 
 def test_npy_refuses_several_tensors():

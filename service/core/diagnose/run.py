@@ -9,6 +9,7 @@ import json
 import numpy as np
 
 from ..plan import Plan, engine_info
+from ..streams import block_rng
 from . import measure, verdict
 from .cost import check_limits, estimate_cost
 from .measure import (activation_range, as_number, dead, histogram, layer_params, moments, saturated, symmetric,
@@ -29,9 +30,8 @@ THRESHOLDS = {"band": verdict.BAND, "saturation": verdict.SATURATION_LIMIT, "tan
 
 def probe_streams(seed: int, batch: int, input_shape: tuple, output_shape: tuple):
     """The probe input and output gradient (same for every scheme of a request)."""
-    def rng(k):
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(PROBE_KEY, k))))
-    return rng(0).standard_normal((batch, *input_shape)), rng(1).standard_normal((batch, *output_shape))
+    return (block_rng(seed, PROBE_KEY, 0).standard_normal((batch, *input_shape)),
+            block_rng(seed, PROBE_KEY, 1).standard_normal((batch, *output_shape)))
 
 
 def _run_scheme(probe: Probe, plan: Plan, spec: dict, x: np.ndarray, g_out: np.ndarray) -> dict:
