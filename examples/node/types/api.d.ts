@@ -53,7 +53,8 @@ export interface paths {
          */
         post: operations["generateWeights"];
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["generateWeightsPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -77,7 +78,8 @@ export interface paths {
          */
         post: operations["planWeights"];
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["planWeightsPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -97,7 +99,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["listSchemesPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -114,7 +117,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["getSchemePreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -131,7 +135,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["healthPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -148,7 +153,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["openapiYamlPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -165,7 +171,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["openapiJsonPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -182,7 +189,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["docsPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -225,7 +233,8 @@ export interface paths {
          */
         post: operations["diagnose"];
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["diagnosePreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -249,7 +258,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["explorerPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -266,7 +276,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["explorerAssetPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -1560,12 +1571,31 @@ export interface components {
         ProblemType: "urn:weightinit:problem:malformed-json" | "urn:weightinit:problem:invalid-document" | "urn:weightinit:problem:limit-exceeded" | "urn:weightinit:problem:not-acceptable" | "urn:weightinit:problem:unsupported-media-type" | "urn:weightinit:problem:not-found" | "urn:weightinit:problem:method-not-allowed" | "urn:weightinit:problem:bad-request" | "urn:weightinit:problem:request-timeout" | "urn:weightinit:problem:range-not-satisfiable" | "urn:weightinit:problem:http-error" | "urn:weightinit:problem:internal";
     };
     responses: {
+        /** @description No body; `Allow` lists the resource's methods, and the `Access-Control-*` headers answer a preflight from an allowed origin. */
+        Preflight: {
+            headers: {
+                Allow: components["headers"]["Allow"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Allow-Methods": components["headers"]["AccessControlAllowMethods"];
+                "Access-Control-Allow-Headers": components["headers"]["AccessControlAllowHeaders"];
+                "Access-Control-Max-Age": components["headers"]["AccessControlMaxAge"];
+                Vary: components["headers"]["VaryOrigin"];
+                "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                "X-Request-ID": components["headers"]["XRequestId"];
+                "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
         /** @description Not modified (If-None-Match matched); no body. */
         NotModified: {
             headers: {
                 ETag: components["headers"]["ETagRevalidate"];
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content?: never;
@@ -1575,10 +1605,14 @@ export interface components {
             headers: {
                 ETag: components["headers"]["ETag"];
                 "Cache-Control": components["headers"]["CacheControl"];
+                /** @description `Accept` on /v1/weights (the format may come from it); with `WEIGHTINIT_CORS_ORIGINS` other than `*`, `Origin` too. */
+                Vary?: "Accept" | "Origin" | "Accept, Origin";
                 "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
                 "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
                 [name: string]: unknown;
             };
             content?: never;
@@ -1589,6 +1623,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1611,6 +1648,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1635,6 +1675,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1658,6 +1701,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1681,6 +1727,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1704,6 +1753,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1730,6 +1782,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1755,6 +1810,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1780,6 +1838,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1805,6 +1866,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1832,6 +1896,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1927,8 +1994,26 @@ export interface components {
          * @example sha-256=:x0Qm7AMQlGYASji19zH2EpJJtGckZmK1HxQJyLj49Og=:
          */
         ReprDigest: string;
-        /** @description The format may come from the Accept header. */
-        VaryAccept: "Accept";
+        /** @description The format may come from the Accept header (and, with `WEIGHTINIT_CORS_ORIGINS` other than `*`, the CORS headers from the Origin header). */
+        VaryAccept: "Accept" | "Accept, Origin";
+        /** @description With `WEIGHTINIT_CORS_ORIGINS` other than `*`, on every response, so that a shared cache never gives one origin's answer to another. */
+        VaryOrigin: "Origin";
+        /**
+         * @description With `WEIGHTINIT_CORS_ORIGINS`, when the request's `Origin` is one of them (exactly), that origin; `*` when the setting is `*`. Absent otherwise (the browser then withholds the response from the page).
+         * @example https://notebook.example.org
+         */
+        AccessControlAllowOrigin: string;
+        /** @description With `Access-Control-Allow-Origin`, on every response but a preflight's. The headers a page may read besides the CORS-safelisted ones. */
+        AccessControlExposeHeaders: "ETag, Repr-Digest, Content-Digest, Content-Disposition, Content-Range, Content-Length, Accept-Ranges, X-Weightinit-Version, X-Weightinit-Seed, X-Weightinit-Scheme, X-Weightinit-Digest-Max-Bytes, X-Request-ID";
+        /**
+         * @description On a preflight from an allowed origin, the resource's methods.
+         * @example POST
+         */
+        AccessControlAllowMethods: string;
+        /** @description On a preflight from an allowed origin, the request headers the API reads. */
+        AccessControlAllowHeaders: "Content-Type, Accept, Range, If-Range, If-None-Match, X-Request-ID";
+        /** @description On a preflight from an allowed origin, the seconds a browser may reuse it (Chromium caps it at 7200). */
+        AccessControlMaxAge: "7200";
         /**
          * @description The seed of the artifact (`.npy` files cannot carry it inside).
          * @example 42
@@ -2006,6 +2091,8 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2034,6 +2121,8 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2051,6 +2140,18 @@ export interface operations {
             416: components["responses"]["RangeNotSatisfiable"];
             422: components["responses"]["InvalidDocument"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    generateWeightsPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     planWeights: {
@@ -2103,6 +2204,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2117,6 +2221,18 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidDocument"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    planWeightsPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     listSchemes: {
@@ -2147,6 +2263,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2157,6 +2276,18 @@ export interface operations {
             400: components["responses"]["HeaderTooLong"];
             406: components["responses"]["NotAcceptable"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    listSchemesPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     getScheme: {
@@ -2190,6 +2321,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2201,6 +2335,20 @@ export interface operations {
             404: components["responses"]["NotFound"];
             406: components["responses"]["NotAcceptable"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    getSchemePreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     health: {
@@ -2225,6 +2373,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2240,6 +2391,18 @@ export interface operations {
             };
             406: components["responses"]["NotAcceptable"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    healthPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     openapiYaml: {
@@ -2269,6 +2432,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2278,6 +2444,18 @@ export interface operations {
             304: components["responses"]["NotModified"];
             400: components["responses"]["HeaderTooLong"];
             406: components["responses"]["NotAcceptable"];
+        };
+    };
+    openapiYamlPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     openapiJson: {
@@ -2307,6 +2485,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2316,6 +2497,18 @@ export interface operations {
             304: components["responses"]["NotModified"];
             400: components["responses"]["HeaderTooLong"];
             406: components["responses"]["NotAcceptable"];
+        };
+    };
+    openapiJsonPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     docs: {
@@ -2335,12 +2528,27 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
                     "text/html": string;
                 };
             };
+        };
+    };
+    docsPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     diagnose: {
@@ -2376,6 +2584,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2390,6 +2601,9 @@ export interface operations {
                     "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2401,6 +2615,18 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidDocument"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    diagnosePreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     explorer: {
@@ -2420,6 +2646,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2428,6 +2657,18 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             406: components["responses"]["NotAcceptable"];
+        };
+    };
+    explorerPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     explorerAsset: {
@@ -2448,6 +2689,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2457,6 +2701,20 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             404: components["responses"]["NotFound"];
+        };
+    };
+    explorerAssetPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
 }
