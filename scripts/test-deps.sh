@@ -16,8 +16,8 @@ APT[wrk]=wrk
 APT[nginx]=nginx
 # jq, for the curl examples (examples/curl) and their test.
 APT[jq]=jq
-# Headless Chromium and its WebDriver for the explorer's browser test (tests/browser; selenium drives
-# Debian's build, no browser is downloaded).
+# Headless Chromium and its WebDriver for the browser tests (tests/browser: the explorer, and
+# examples/browser across origins; selenium drives Debian's build, no browser is downloaded).
 APT[chromium]=chromium
 APT[chromedriver]=chromium-driver
 # The JDK (javac, java) for the Java client example (examples/java, tests/clients/test_java_client.py).

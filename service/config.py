@@ -13,9 +13,11 @@ This module imports nothing heavy: gunicorn.conf.py reads it before any worker s
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass, fields
-from typing import Mapping
+from typing import Callable, Mapping
 
 #: Binary artifacts of at least 2**29 elements per request must always be allowed.
 MIN_BINARY_ELEMENTS_DEFAULT = 1 << 29
@@ -29,16 +31,20 @@ class ConfigError(ValueError):
 class Variable:
     field: str
     env: str
-    type: type           # int | str
+    type: type           # int | str | tuple (a list: with its own parser)
     default: object
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple | None = None
     doc: str = ""
     used_by: str = "app"  # app | gunicorn | engine
+    #: A value that is neither an integer nor one word (a list): its own parser, ``parser(variable, raw)``.
+    parser: Callable[[Variable, object], object] | None = None
 
     def parse(self, raw) -> object:
         """A raw value (env string, or a Python value from an override dict) -> a checked value."""
+        if self.parser is not None:
+            return self.parser(self, raw)
         if self.type is int:
             if isinstance(raw, bool):
                 raise ConfigError(f"{self.env} must be an integer, got {raw!r}")
@@ -66,6 +72,62 @@ class Variable:
         if not value or any(c.isspace() for c in value):
             raise ConfigError(f"{self.env} must be a non-empty word, got {raw!r}")
         return value
+
+
+#: An origin as a browser sends it in the ``Origin`` header (RFC 6454 serialization), lowercased:
+#: http or https, a host name (letters, digits, ``-``, ``_``; dot-separated labels), an IPv4 address
+#: or a bracketed IPv6 address, and a port; nothing after.
+_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9a-f:.]+\]|[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+                     r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*)(?::(?P<port>[0-9]{1,5}))?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origins(var: Variable, raw) -> tuple[str, ...]:
+    """``WEIGHTINIT_CORS_ORIGINS``: comma-separated origins (or a list of them, as an override) -> each
+    origin exactly as a browser serializes it in ``Origin`` (lowercase scheme and host, no default port),
+    in order, once each; ``("*",)`` for ``*`` (any origin, only when set explicitly); ``()`` when empty
+    (CORS off). Anything that is not an origin (a path, even ``/``; a scheme other than http(s);
+    ``null``; a wildcard inside a name) stops the service at startup: the allow-list is compared
+    exactly, so a near-miss would silently allow nothing."""
+    if isinstance(raw, str):
+        items = [item.strip() for item in raw.split(",")]
+    elif isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
+        items = [item.strip() for item in raw] or [""]
+    else:
+        raise ConfigError(f"{var.env} must be a comma-separated list of origins, got {raw!r}")
+    if items == [""]:
+        return ()
+    if "" in items:
+        raise ConfigError(f"{var.env} has an empty entry (two commas in a row, or one at an end), got {raw!r}")
+    if "*" in items:
+        if len(items) > 1:
+            raise ConfigError(f"{var.env}: * allows every origin and cannot be combined with others, got {raw!r}")
+        return ("*",)
+    return tuple(dict.fromkeys(_origin(var, item) for item in items))
+
+
+def _origin(var: Variable, item: str) -> str:
+    if not item.isascii():
+        raise ConfigError(f"{var.env}: {item!r} is not ASCII: write an internationalized host name in its "
+                          "xn-- (punycode) form, as browsers send it")
+    m = _ORIGIN.fullmatch(item.lower())
+    if m is None:
+        raise ConfigError(f"{var.env}: {item!r} is not an origin: write scheme://host[:port] with scheme http "
+                          "or https and nothing after the host or port (no path, not even a final /)")
+    scheme, host, port = m.group("scheme"), m.group("host"), m.group("port")
+    try:  # addresses as browsers write them: IPv6 compressed, IPv4 without leading zeros
+        if host.startswith("["):
+            host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        elif host.replace(".", "").isdigit():
+            host = str(ipaddress.IPv4Address(host))
+    except ValueError:
+        raise ConfigError(f"{var.env}: {item!r} is not an origin: {host} is not an IP address") from None
+    number = None if port is None else int(port)
+    if number is not None and not 1 <= number <= 65535:
+        raise ConfigError(f"{var.env}: {item!r} is not an origin: the port must be 1 to 65535")
+    if number == _DEFAULT_PORTS[scheme]:
+        number = None  # a browser never sends the scheme's default port
+    return f"{scheme}://{host}" + ("" if number is None else f":{number}")
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -143,6 +205,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("diagnose_max_bytes", "WEIGHTINIT_DIAGNOSE_MAX_BYTES", int, 1 << 29, 1 << 20, 1 << 40,
              doc="most working memory of one POST /v1/diagnose in bytes, estimated the same way "
                  "(413 `diagnose_max_bytes`)"),
+    Variable("cors_origins", "WEIGHTINIT_CORS_ORIGINS", tuple, (), parser=parse_origins,
+             doc="the origins (`scheme://host[:port]`, comma-separated) whose web pages may call the API from a "
+                 "browser (CORS), compared exactly; empty = none (CORS off); `*` = any (only when set explicitly)"),
 )
 _BY_FIELD = {v.field: v for v in VARIABLES}
 _BY_ENV = {v.env: v for v in VARIABLES}
@@ -176,6 +241,7 @@ class Config:
     diagnose_max_batch: int
     diagnose_max_cost: int
     diagnose_max_bytes: int
+    cors_origins: tuple[str, ...]
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -64,6 +64,51 @@ def test_bad_overrides(overrides, fragment):
         load_config(overrides, environ={})
 
 
+@pytest.mark.parametrize("raw, origins", [
+    ("", ()),
+    ("   ", ()),
+    ("*", ("*",)),
+    (" * ", ("*",)),
+    ("https://notebook.example.org", ("https://notebook.example.org",)),
+    ("HTTPS://Notebook.Example.ORG", ("https://notebook.example.org",)),            # as browsers send it
+    ("https://a.example:443, http://a.example:80", ("https://a.example", "http://a.example")),  # default ports
+    ("http://127.0.0.1:5173,http://localhost:5173", ("http://127.0.0.1:5173", "http://localhost:5173")),
+    ("http://[0:0:0:0:0:0:0:1]:8080", ("http://[::1]:8080",)),
+    ("https://b.example, https://a.example, https://b.example", ("https://b.example", "https://a.example")),
+    ("https://my_service.internal:08443", ("https://my_service.internal:8443",)),
+    (["https://a.example", "http://b.example:81"], ("https://a.example", "http://b.example:81")),  # an override list
+])
+def test_cors_origins_are_normalized_as_browsers_send_them(raw, origins):
+    cfg = load_config({"cors_origins": raw}, environ={}) if isinstance(raw, list) else \
+        load_config(environ={"WEIGHTINIT_CORS_ORIGINS": raw})
+    assert cfg.cors_origins == origins
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ("https://a.example/", "'https://a.example/' is not an origin: write scheme://host[:port]"),
+    ("https://a.example/app", "is not an origin"),
+    ("a.example", "is not an origin"),
+    ("null", "'null' is not an origin"),
+    ("file://", "is not an origin"),
+    ("ftp://a.example", "is not an origin"),
+    ("https://*.example.org", "is not an origin"),
+    ("https://user@a.example", "is not an origin"),
+    ("https://a.example?x=1", "is not an origin"),
+    ("https://a.example:0", "the port must be 1 to 65535"),
+    ("https://a.example:65536", "the port must be 1 to 65535"),
+    ("http://127.0.0.01", "127.0.0.01 is not an IP address"),
+    ("http://[::g]", "is not an origin"),
+    ("https://bücher.example", "is not ASCII: write an internationalized host name in its xn-- (punycode) form"),
+    ("https://a.example,", "WEIGHTINIT_CORS_ORIGINS has an empty entry"),
+    ("https://a.example,,https://b.example", "has an empty entry"),
+    ("*, https://a.example", "* allows every origin and cannot be combined with others"),
+])
+def test_bad_cors_origins_stop_the_service_naming_the_variable(raw, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)) as e:
+        load_config(environ={"WEIGHTINIT_CORS_ORIGINS": raw})
+    assert str(e.value).startswith("WEIGHTINIT_CORS_ORIGINS")
+
+
 def test_create_app_checks_its_config_at_startup(monkeypatch):
     with pytest.raises(ConfigError):
         create_app({"max_layers": -1})
@@ -100,7 +145,7 @@ def test_gunicorn_stops_at_startup_on_a_bad_variable():
 
 def test_readme_documents_every_variable_with_its_default():
     readme = (ROOT / "README.md").read_text()
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([A-Z_]+)` \| `([^`]*)`", readme, re.M)}
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([A-Z_]+)` \| (`[^`]*`|\(empty\))", readme, re.M)}
     assert set(rows) == {v.env for v in VARIABLES}
     for v in VARIABLES:
-        assert rows[v.env] == str(v.default), v.env
+        assert rows[v.env] == ("(empty)" if v.default in ("", ()) else f"`{v.default}`"), v.env

@@ -3,7 +3,8 @@
 ``config`` is a dict overriding the environment (``service.config``); a bad value raises
 ``ConfigError`` here, at startup. Every response gets ``X-Weightinit-Version``,
 ``X-Content-Type-Options: nosniff`` and ``X-Request-ID`` (a sane incoming one echoed,
-otherwise a fresh one), errors included.
+otherwise a fresh one), errors included; and, for the origins of ``WEIGHTINIT_CORS_ORIGINS``,
+the CORS headers (``service.api.cors``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import uuid
 from flask import Flask, g, request
 
 from ..config import load_config
-from . import diagnose, errors, meta, schemes, weights
+from . import cors, diagnose, errors, meta, schemes, weights
 from .cache import ResponseCache
 from .errors import Problem
 from .fastpath import FastPath
@@ -54,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
         return common_headers(resp, g.request_id)
 
     errors.register(app)
+    policy = cors.register(app, cfg.cors_origins)
     app.register_blueprint(meta.bp)
     app.register_blueprint(schemes.bp)
     app.register_blueprint(weights.bp)
@@ -62,5 +64,5 @@ def create_app(config: dict | None = None) -> Flask:
     # from it by the fast path, before Flask's request machinery (service.api.fastpath).
     cache = app.extensions[CACHE_KEY] = ResponseCache()
     app.wsgi_app = FastPath(app.wsgi_app, cache, max_body=cfg.max_body_bytes, request_id=REQUEST_ID,
-                            max_headers=MAX_HEADER_LENGTHS)
+                            max_headers=MAX_HEADER_LENGTHS, cors=policy)
     return app

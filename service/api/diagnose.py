@@ -27,7 +27,7 @@ from flask import Blueprint, Response, abort, request
 
 from .. import document, limits
 from ..core import diagnose as dg
-from .http import JSON, config, immutable_headers, json_response, matches_if_none_match, not_modified, \
+from .http import JSON, SEED_HEADER, config, immutable_headers, json_response, matches_if_none_match, not_modified, \
     read_json_body, require_accept
 
 bp = Blueprint("diagnose", __name__)
@@ -52,7 +52,7 @@ def diagnose_view():
     probe = dg.build_probe(diagnose_request)
     cost = dg.estimate_cost(probe)
     dg.check_limits(cost, cfg.diagnose_limits())
-    headers = {**immutable_headers(f'"{dg.fingerprint(probe)}-diagnose"'), "X-Weightinit-Seed": str(probe.seed)}
+    headers = {**immutable_headers(f'"{dg.fingerprint(probe)}-diagnose"'), SEED_HEADER: str(probe.seed)}
     if matches_if_none_match(headers["ETag"]):
         return not_modified(headers)
     return json_response(dg.run(probe, cost), headers=headers)

@@ -9,7 +9,8 @@ layer answers exactly those:
 - ``POST /v1/plan`` and ``POST /v1/weights`` (JSON artifacts) whose finished body is cached: 200;
 - any cached ``/v1/plan`` or ``/v1/weights`` request whose ``If-None-Match`` names its ETag: 304,
 
-with the headers Flask would send (the tests compare the two paths header by header), and hands
+with the headers Flask would send (the tests compare the two paths header by header; the CORS
+headers come from the same ``Cors.apply``), and hands
 everything else to Flask untouched (the body it read is put back): a miss, an error, a Range, a
 binary artifact, an unusual Content-Type or charset, an over-long header. It never decides
 anything Flask would decide differently: a cache entry exists only for a body that passed every
@@ -22,10 +23,13 @@ import base64
 import io
 import uuid
 
+from werkzeug.datastructures import Headers
 from werkzeug.http import parse_etags
 
 from ..version import ENGINE_VERSION
 from .cache import ResponseCache
+from .cors import Cors
+from .http import VERSION_HEADER
 
 PATHS = ("/v1/plan", "/v1/weights")
 
@@ -33,9 +37,10 @@ PATHS = ("/v1/plan", "/v1/weights")
 class FastPath:
     """WSGI middleware over ``wsgi_app``, answering from ``cache`` (``create_app`` wires both)."""
 
-    def __init__(self, wsgi_app, cache: ResponseCache, *, max_body: int, request_id, max_headers: dict):
+    def __init__(self, wsgi_app, cache: ResponseCache, *, max_body: int, request_id, max_headers: dict, cors: Cors):
         self.next = wsgi_app
         self.cache = cache
+        self.cors = cors
         self.enabled = True
         self.max_body = max_body
         self.request_id = request_id
@@ -105,7 +110,11 @@ class FastPath:
     def _respond(self, environ, start_response, status: str, headers: list, payload: bytes):
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         rid = incoming if self.request_id.fullmatch(incoming) else uuid.uuid4().hex
-        headers = headers + [("X-Weightinit-Version", ENGINE_VERSION), ("X-Content-Type-Options", "nosniff"),
+        headers = headers + [(VERSION_HEADER, ENGINE_VERSION), ("X-Content-Type-Options", "nosniff"),
                              ("X-Request-ID", rid)]
+        if self.cors.enabled:
+            out = Headers(headers)
+            self.cors.apply(out, environ.get("HTTP_ORIGIN"))
+            headers = out.to_wsgi_list()
         start_response(status, headers)
         return [payload]

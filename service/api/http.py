@@ -28,6 +28,15 @@ JSON = "application/json"
 CONFIG_KEY = "weightinit.config"
 CACHE_KEY = "weightinit.cache"
 
+#: The service's own response headers, named here only (openapi.yaml documents each; ``cors.EXPOSED``
+#: lets web pages on allowed origins read every one of them).
+VERSION_HEADER = "X-Weightinit-Version"
+SEED_HEADER = "X-Weightinit-Seed"
+SCHEME_HEADER = "X-Weightinit-Scheme"
+#: On every 206: the largest part that carries ``Content-Digest`` (``WEIGHTINIT_DIGEST_MAX_BYTES``).
+DIGEST_BOUND_HEADER = "X-Weightinit-Digest-Max-Bytes"
+OWN_HEADERS = (VERSION_HEADER, SEED_HEADER, SCHEME_HEADER, DIGEST_BOUND_HEADER)
+
 
 def config() -> Config:
     return current_app.extensions[CONFIG_KEY]
@@ -136,7 +145,7 @@ def not_modified(headers: dict) -> Response:
 
 
 def common_headers(resp: Response, request_id: str) -> Response:
-    resp.headers["X-Weightinit-Version"] = ENGINE_VERSION
+    resp.headers[VERSION_HEADER] = ENGINE_VERSION
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["X-Request-ID"] = request_id
     return resp

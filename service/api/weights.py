@@ -38,14 +38,12 @@ from ..output.options import Options
 from ..output.report import Report
 from .cache import PLAN_BYTES_PER_TENSOR, Entry, ResponseCache
 from .errors import Problem
-from .http import (JSON, accept, config, immutable_headers, json_response, matches_if_none_match, not_acceptable,
-                   not_modified, parse_json, read_body_bytes, require_accept, response_cache)
+from .http import (DIGEST_BOUND_HEADER, JSON, SCHEME_HEADER, SEED_HEADER, accept, config, immutable_headers,
+                   json_response, matches_if_none_match, not_acceptable, not_modified, parse_json, read_body_bytes,
+                   require_accept, response_cache)
 
 bp = Blueprint("weights", __name__)
 log = logging.getLogger("weightinit")
-
-#: On every 206: the largest part that carries ``Content-Digest`` (``WEIGHTINIT_DIGEST_MAX_BYTES``).
-DIGEST_BOUND = "X-Weightinit-Digest-Max-Bytes"
 
 
 def _key(raw: bytes) -> bytes:
@@ -87,8 +85,8 @@ def negotiate(body_format: str | None) -> tuple[str, str]:
 
 def artifact_headers(plan: Plan, fmt: str, options: Options) -> dict:
     return {**immutable_headers(f'"{etag_value(plan)}-{options.tag(fmt)}"'),
-            "X-Weightinit-Seed": str(plan.seed),
-            "X-Weightinit-Scheme": plan.request.scheme["name"],
+            SEED_HEADER: str(plan.seed),
+            SCHEME_HEADER: plan.request.scheme["name"],
             "Vary": "Accept"}
 
 
@@ -104,7 +102,7 @@ def plan_view():
         plan = _plan(req)
         # The options change the totals (the sizes of safetensors and hf), so the ETag names them too.
         headers = {**immutable_headers(f'"{etag_value(plan)}-{options.tag("plan")}"'),
-                   "X-Weightinit-Seed": str(plan.seed), "X-Weightinit-Scheme": plan.request.scheme["name"]}
+                   SEED_HEADER: str(plan.seed), SCHEME_HEADER: plan.request.scheme["name"]}
         entry = cache.put(key, Entry(headers, body=orjson.dumps(formats.document(Report(plan), options))))
     headers = dict(entry.headers)
     if matches_if_none_match(headers["ETag"]):
@@ -292,7 +290,7 @@ def _partial(artifact, span: tuple[int, int], media_type: str, headers: dict) ->
     resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
     resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{artifact.length}"
     resp.headers["Content-Length"] = str(stop - start)
-    resp.headers[DIGEST_BOUND] = str(bound)
+    resp.headers[DIGEST_BOUND_HEADER] = str(bound)
     for k, v in headers.items():
         resp.headers[k] = v
     return resp

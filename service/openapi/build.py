@@ -13,7 +13,10 @@ What comes from where (the template holds everything else, and the prose of ever
   the formats registry;
 - ``Problem``'s ``limit`` enum (the configuration's limits and ``FIXED_LIMITS``) and ``errors``
   bounds, and the ``ProblemType`` enum: ``service.api.errors``;
-- the ``maxLength`` of the header parameters: ``service.api.app.MAX_HEADER_LENGTHS``.
+- the ``maxLength`` of the header parameters: ``service.api.app.MAX_HEADER_LENGTHS``;
+- CORS (``service.api.cors``): the ``OPTIONS`` operation of every path (the template's ``x-preflight``),
+  and ``Access-Control-Allow-Origin``, ``Access-Control-Expose-Headers`` and ``Vary`` on every other
+  response; the header lists and the preflight's max-age in the text.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from importlib import resources
 import yaml
 
 from ..api.app import MAX_HEADER_LENGTHS, REQUEST_ID
+from ..api.cors import ALLOWED_REQUEST_HEADERS, EXPOSED, MAX_AGE
 from ..api.errors import MAX_FIELD_ERRORS, MAX_FIELD_MESSAGES, TYPES
 from ..config import VARIABLES, Config, load_config
 from ..core import diagnose
@@ -93,6 +97,9 @@ def placeholders(cfg: Config) -> dict[str, str]:
         "format_alternatives": "|".join(NAMES),
         "etag_options": TAG_SUFFIX,
         "binary_extensions": "|".join(f.extension.lstrip(".") for f in FORMATS.values() if f.binary),
+        "cors_exposed": ", ".join(EXPOSED),
+        "cors_allowed_headers": ", ".join(ALLOWED_REQUEST_HEADERS),
+        "cors_max_age": str(MAX_AGE),
     }
 
 
@@ -132,6 +139,7 @@ def build() -> dict:
     _media_types(spec["paths"]["/v1/weights"]["post"]["responses"])
     _header_lengths(components["parameters"])
     _problem(components["schemas"], cfg)
+    _cors(spec, spec.pop("x-preflight"))
     _check_refs(spec)
     return spec
 
@@ -203,6 +211,32 @@ def _problem(schemas: dict, cfg: Config) -> None:
     props["errors"]["additionalProperties"]["maxItems"] = MAX_FIELD_MESSAGES
     props["limit"]["enum"] = [*cfg.limits(), *FIXED_LIMITS]
     schemas["ProblemType"]["enum"] = list(TYPES.values())
+
+
+#: What every response but a preflight's may carry (service.api.cors), by header name.
+CORS_HEADERS = {"Access-Control-Allow-Origin": {"$ref": "#/components/headers/AccessControlAllowOrigin"},
+                "Access-Control-Expose-Headers": {"$ref": "#/components/headers/AccessControlExposeHeaders"},
+                "Vary": {"$ref": "#/components/headers/VaryOrigin"}}
+
+
+def _cors(spec: dict, preflight: dict) -> None:
+    """Every path answers OPTIONS (``preflight``, with the path's path parameters, any string: the
+    route answers before the name is looked up); every response written out (not a ``$ref``) may
+    carry the CORS headers, but the ones it documents itself (the preflight's; a ``Vary: Accept``,
+    whose schema allows ``Accept, Origin``)."""
+    for item in spec["paths"].values():
+        first = next(iter(item.values()))
+        params = [{"name": p["name"], "in": "path", "required": True, "schema": {"type": "string"}}
+                  for p in first.get("parameters", ()) if p.get("in") == "path"]
+        item["options"] = {"tags": preflight["tags"], "operationId": f"{first['operationId']}Preflight",
+                           "summary": preflight["summary"], **({"parameters": params} if params else {}),
+                           "responses": preflight["responses"]}
+    responses = [r for item in spec["paths"].values() for op in item.values() for r in op["responses"].values()]
+    for response in [*responses, *spec["components"]["responses"].values()]:
+        if "$ref" in response or "Access-Control-Allow-Origin" in response.setdefault("headers", {}):
+            continue
+        for name, header in CORS_HEADERS.items():
+            response["headers"].setdefault(name, header)
 
 
 def _check_refs(spec: dict) -> None:

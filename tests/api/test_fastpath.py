@@ -77,6 +77,27 @@ def test_304s_are_identical(app, path, doc):
         assert headers(fast) == headers(slow)
 
 
+@pytest.mark.parametrize("origins, origin", [
+    ("https://a.example, http://127.0.0.1:5173", "http://127.0.0.1:5173"),   # listed: Allow-Origin, Expose, Vary
+    ("https://a.example, http://127.0.0.1:5173", "https://b.example"),       # not listed: Vary only
+    ("https://a.example, http://127.0.0.1:5173", None),
+    ("*", "https://b.example"),
+])
+@pytest.mark.parametrize("path, doc", [("/v1/plan", MIXED), ("/v1/weights", SMALL)])
+def test_cors_headers_are_identical_on_both_paths(origins, origin, path, doc):
+    """The fast path answers a cross-origin request from the cache with Flask's CORS headers (Cors.apply)."""
+    app = create_app({"cors_origins": origins})
+    extra = {} if origin is None else {"Origin": origin}
+    slow, fast, hits = both(app, path, doc, extra)
+    assert slow.status_code == fast.status_code == 200 and hits == 1
+    assert headers(fast) == headers(slow)
+    assert ("Access-Control-Allow-Origin" in fast.headers) == (origins == "*" or origin in origins.split(", "))
+    etag = fast.headers["ETag"]
+    slow, fast, hits = both(app, path, doc, {**extra, "If-None-Match": etag})
+    assert slow.status_code == fast.status_code == 304 and hits == 1
+    assert headers(fast) == headers(slow)
+
+
 @pytest.mark.parametrize("case", ["miss", "error", "range", "binary", "charset", "long-inm", "no-length", "xml"])
 def test_everything_else_falls_through_to_flask(app, case):
     c = app.test_client()

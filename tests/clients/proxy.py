@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import requests
+
+from tests.loopback import loopback_server
 
 
 class _CorruptingProxy(BaseHTTPRequestHandler):
@@ -35,16 +35,6 @@ class _CorruptingProxy(BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
 def corrupting_proxy(upstream: str):
-    """Yields the proxy's base URL (127.0.0.1, a free port); stops it afterwards."""
-    handler = type("Proxy", (_CorruptingProxy,), {"upstream": upstream})
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{proxy.server_address[1]}"
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
-        thread.join(timeout=10)
+    """A ``with`` that yields the proxy's base URL (127.0.0.1, a free port) and stops it afterwards."""
+    return loopback_server(type("Proxy", (_CorruptingProxy,), {"upstream": upstream}))

@@ -54,7 +54,8 @@ export interface paths {
          */
         post: operations["generateWeights"];
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["generateWeightsPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -78,7 +79,8 @@ export interface paths {
          */
         post: operations["planWeights"];
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["planWeightsPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -98,7 +100,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["listSchemesPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -115,7 +118,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["getSchemePreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -132,7 +136,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["healthPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -149,7 +154,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["openapiYamlPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -166,7 +172,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["openapiJsonPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -183,7 +190,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["docsPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -226,7 +234,8 @@ export interface paths {
          */
         post: operations["diagnose"];
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["diagnosePreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -250,7 +259,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["explorerPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -267,7 +277,8 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["explorerAssetPreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -1889,12 +1900,31 @@ export interface components {
         ProblemType: "urn:weightinit:problem:malformed-json" | "urn:weightinit:problem:invalid-document" | "urn:weightinit:problem:limit-exceeded" | "urn:weightinit:problem:not-acceptable" | "urn:weightinit:problem:unsupported-media-type" | "urn:weightinit:problem:not-found" | "urn:weightinit:problem:method-not-allowed" | "urn:weightinit:problem:bad-request" | "urn:weightinit:problem:request-timeout" | "urn:weightinit:problem:range-not-satisfiable" | "urn:weightinit:problem:http-error" | "urn:weightinit:problem:internal";
     };
     responses: {
+        /** @description No body; `Allow` lists the resource's methods, and the `Access-Control-*` headers answer a preflight from an allowed origin. */
+        Preflight: {
+            headers: {
+                Allow: components["headers"]["Allow"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Allow-Methods": components["headers"]["AccessControlAllowMethods"];
+                "Access-Control-Allow-Headers": components["headers"]["AccessControlAllowHeaders"];
+                "Access-Control-Max-Age": components["headers"]["AccessControlMaxAge"];
+                Vary: components["headers"]["VaryOrigin"];
+                "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                "X-Request-ID": components["headers"]["XRequestId"];
+                "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
         /** @description Not modified (If-None-Match matched); no body. */
         NotModified: {
             headers: {
                 ETag: components["headers"]["ETagRevalidate"];
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content?: never;
@@ -1904,10 +1934,14 @@ export interface components {
             headers: {
                 ETag: components["headers"]["ETag"];
                 "Cache-Control": components["headers"]["CacheControl"];
+                /** @description `Accept` on /v1/weights (the format may come from it); with `WEIGHTINIT_CORS_ORIGINS` other than `*`, `Origin` too. */
+                Vary?: "Accept" | "Origin" | "Accept, Origin";
                 "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
                 "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
                 [name: string]: unknown;
             };
             content?: never;
@@ -1918,6 +1952,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1940,6 +1977,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1964,6 +2004,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -1987,6 +2030,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -2010,6 +2056,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -2033,6 +2082,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -2059,6 +2111,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -2084,6 +2139,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -2109,6 +2167,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -2134,6 +2195,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -2161,6 +2225,9 @@ export interface components {
                 "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                 "X-Request-ID": components["headers"]["XRequestId"];
                 "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                Vary: components["headers"]["VaryOrigin"];
                 [name: string]: unknown;
             };
             content: {
@@ -2256,8 +2323,26 @@ export interface components {
          * @example sha-256=:x0Qm7AMQlGYASji19zH2EpJJtGckZmK1HxQJyLj49Og=:
          */
         ReprDigest: string;
-        /** @description The format may come from the Accept header. */
-        VaryAccept: "Accept";
+        /** @description The format may come from the Accept header (and, with `WEIGHTINIT_CORS_ORIGINS` other than `*`, the CORS headers from the Origin header). */
+        VaryAccept: "Accept" | "Accept, Origin";
+        /** @description With `WEIGHTINIT_CORS_ORIGINS` other than `*`, on every response, so that a shared cache never gives one origin's answer to another. */
+        VaryOrigin: "Origin";
+        /**
+         * @description With `WEIGHTINIT_CORS_ORIGINS`, when the request's `Origin` is one of them (exactly), that origin; `*` when the setting is `*`. Absent otherwise (the browser then withholds the response from the page).
+         * @example https://notebook.example.org
+         */
+        AccessControlAllowOrigin: string;
+        /** @description With `Access-Control-Allow-Origin`, on every response but a preflight's. The headers a page may read besides the CORS-safelisted ones. */
+        AccessControlExposeHeaders: "ETag, Repr-Digest, Content-Digest, Content-Disposition, Content-Range, Content-Length, Accept-Ranges, X-Weightinit-Version, X-Weightinit-Seed, X-Weightinit-Scheme, X-Weightinit-Digest-Max-Bytes, X-Request-ID";
+        /**
+         * @description On a preflight from an allowed origin, the resource's methods.
+         * @example POST
+         */
+        AccessControlAllowMethods: string;
+        /** @description On a preflight from an allowed origin, the request headers the API reads. */
+        AccessControlAllowHeaders: "Content-Type, Accept, Range, If-Range, If-None-Match, X-Request-ID";
+        /** @description On a preflight from an allowed origin, the seconds a browser may reuse it (Chromium caps it at 7200). */
+        AccessControlMaxAge: "7200";
         /**
          * @description The seed of the artifact (`.npy` files cannot carry it inside).
          * @example 42
@@ -2335,6 +2420,8 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2364,6 +2451,8 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2382,6 +2471,18 @@ export interface operations {
             416: components["responses"]["RangeNotSatisfiable"];
             422: components["responses"]["InvalidDocument"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    generateWeightsPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     planWeights: {
@@ -2434,6 +2535,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2448,6 +2552,18 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidDocument"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    planWeightsPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     listSchemes: {
@@ -2478,6 +2594,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2488,6 +2607,18 @@ export interface operations {
             400: components["responses"]["HeaderTooLong"];
             406: components["responses"]["NotAcceptable"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    listSchemesPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     getScheme: {
@@ -2521,6 +2652,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2532,6 +2666,20 @@ export interface operations {
             404: components["responses"]["NotFound"];
             406: components["responses"]["NotAcceptable"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    getSchemePreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     health: {
@@ -2556,6 +2704,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2571,6 +2722,18 @@ export interface operations {
             };
             406: components["responses"]["NotAcceptable"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    healthPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     openapiYaml: {
@@ -2600,6 +2763,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2609,6 +2775,18 @@ export interface operations {
             304: components["responses"]["NotModified"];
             400: components["responses"]["HeaderTooLong"];
             406: components["responses"]["NotAcceptable"];
+        };
+    };
+    openapiYamlPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     openapiJson: {
@@ -2638,6 +2816,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2647,6 +2828,18 @@ export interface operations {
             304: components["responses"]["NotModified"];
             400: components["responses"]["HeaderTooLong"];
             406: components["responses"]["NotAcceptable"];
+        };
+    };
+    openapiJsonPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     docs: {
@@ -2666,12 +2859,27 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
                     "text/html": string;
                 };
             };
+        };
+    };
+    docsPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     diagnose: {
@@ -2707,6 +2915,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2721,6 +2932,9 @@ export interface operations {
                     "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2732,6 +2946,18 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidDocument"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    diagnosePreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     explorer: {
@@ -2751,6 +2977,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2759,6 +2988,18 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             406: components["responses"]["NotAcceptable"];
+        };
+    };
+    explorerPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
     explorerAsset: {
@@ -2779,6 +3020,9 @@ export interface operations {
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2788,6 +3032,20 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             404: components["responses"]["NotFound"];
+        };
+    };
+    explorerAssetPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
         };
     };
 }
