@@ -27,6 +27,7 @@ from .errors import Problem, malformed_json, too_large
 JSON = "application/json"
 CONFIG_KEY = "weightinit.config"
 CACHE_KEY = "weightinit.cache"
+FASTPATH_KEY = "weightinit.fastpath"
 
 
 def config() -> Config:

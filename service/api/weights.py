@@ -39,6 +39,7 @@ from .cache import PLAN_BYTES_PER_TENSOR, Entry, ResponseCache
 from .errors import Problem
 from .http import (JSON, accept, config, immutable_headers, json_response, matches_if_none_match, not_acceptable,
                    not_modified, parse_json, read_body_bytes, require_accept, response_cache)
+from .metrics import START_RESPONSE_KEY, count_cache, count_sent, count_values
 
 bp = Blueprint("weights", __name__)
 log = logging.getLogger("weightinit")
@@ -97,6 +98,7 @@ def plan_view():
     key = _key(raw)
     cache = response_cache()
     entry = cache.get(key)
+    count_cache(request.environ, entry is not None)
     if entry is None:  # parse, validate, plan and report once per distinct body (and Accept)
         req, _ = _load(raw)
         require_accept(JSON)
@@ -121,6 +123,7 @@ def _weights_entry(raw: bytes) -> Entry:
     key = _key(raw)
     cache = response_cache()
     entry = cache.get(key)
+    count_cache(request.environ, entry is not None)
     if entry is not None:
         return entry
     req, body_format = _load(raw)
@@ -259,6 +262,7 @@ def weights_view():
     resp.headers["Content-Length"] = str(length if fmt == "json" else artifact.length)
     for k, v in headers.items():
         resp.headers[k] = v
+    count_values(request.environ, ((t, t.size) for t in plan.selected))
     return resp
 
 
@@ -292,6 +296,7 @@ def _partial(artifact, span: tuple[int, int], media_type: str, headers: dict) ->
     resp.headers[DIGEST_BOUND] = str(bound)
     for k, v in headers.items():
         resp.headers[k] = v
+    count_values(request.environ, artifact.elements_in(start, stop))
     return resp
 
 
@@ -328,21 +333,23 @@ def _direct_socket():
     if (sock is None or not env.get("SERVER_SOFTWARE", "").startswith("gunicorn")
             or env.get("SERVER_PROTOCOL") not in ("HTTP/1.1", "HTTP/1.0") or env.get("HTTP_VERSION") == "2"):
         return None
-    return _Direct(sock, getattr(env.get("weightinit.start_response"), "__self__", None))
+    return _Direct(sock, getattr(env.get(START_RESPONSE_KEY), "__self__", None), env)
 
 
 class _Direct:
     """The client socket, plus gunicorn's Response whose ``sent`` (the access log's body bytes)
-    counts what is written here."""
+    counts what is written here, as do the metrics."""
 
-    def __init__(self, sock, resp):
+    def __init__(self, sock, resp, environ):
         self.sock = sock
         self.resp = resp if isinstance(getattr(resp, "sent", None), int) else None
+        self.environ = environ
 
     def sendall(self, data) -> None:
         self.sock.sendall(data)
         if self.resp is not None:
             self.resp.sent += len(data)
+        count_sent(self.environ, len(data))
 
 
 def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None, built=None):
