@@ -103,11 +103,15 @@ def when_ready(server):
 
 # Logs: the access log to stdout with the request id (the X-Request-ID the app echoes or sets)
 # and the duration; the error log (startup, worker restarts, tracebacks of 500s) to stderr.
+# WEIGHTINIT_LOG_FORMAT=json: both as one JSON object per line (service/api/logs.py).
 accesslog = "-"
 errorlog = "-"
 loglevel = _cfg.log_level
 access_log_format = ('%(h)s %(t)s "%(r)s" %(s)s %(B)s bytes %(M)sms '
                      'rid=%({x-request-id}o)s "%(a)s"')
+if _cfg.log_format == "json":
+    logger_class = "service.api.logs.JsonLogger"
+
 # Metrics (service/api/metrics.py): every worker writes its samples to files in one directory and
 # a scrape sums them (prometheus-client's multiprocess mode), so /metrics counts every worker
 # whichever one answers it. prometheus-client chooses that mode when it is imported, which

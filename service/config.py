@@ -121,6 +121,10 @@ VARIABLES: tuple[Variable, ...] = (
                  "(`SO_RCVTIMEO`/`SO_SNDTIMEO`)", used_by="gunicorn"),
     Variable("log_level", "WEIGHTINIT_LOG_LEVEL", str, "info", choices=("debug", "info", "warning", "error", "critical"),
              doc="gunicorn error-log level (the access log always goes to stdout)", used_by="gunicorn"),
+    Variable("log_format", "WEIGHTINIT_LOG_FORMAT", str, "text", choices=("text", "json"),
+             doc="`text`: one line per request and per message, as gunicorn writes them; `json`: one JSON object "
+                 "per access-log and error-log line (request id, method, path, status, bytes, duration, seed, "
+                 "fingerprint, time, level)", used_by="gunicorn"),
     Variable("metrics", "WEIGHTINIT_METRICS", str, "on", choices=("on", "off"),
              doc="`on`: `GET /metrics` answers Prometheus's text format, counting every gunicorn worker; `off`: "
                  "no route, nothing measured"),
@@ -172,6 +176,7 @@ class Config:
     keepalive: int
     io_timeout: int
     log_level: str
+    log_format: str
     metrics: str
     metrics_dir: str
     gen_threads: int

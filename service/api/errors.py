@@ -132,7 +132,9 @@ def _http_exception(e: HTTPException) -> Response:
 
 
 def _exception(e: Exception) -> Response:
-    log.exception("unhandled error (request id %s) on %s %s", g.get("request_id"), request.method, request.path)
+    log.exception("unhandled error (request id %s) on %s %s", g.get("request_id"), request.method, request.path,
+                  extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
+                         "status": 500})
     return problem_response(Problem(500, "Internal Server Error",
                                     f"the server failed to answer this request; quote request id "
                                     f"{g.get('request_id')} when reporting it", kind="internal"))

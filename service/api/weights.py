@@ -385,10 +385,12 @@ def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None
         raise
     except BlockingIOError as e:  # SO_SNDTIMEO (gunicorn.conf.py): the client took no byte for io_timeout seconds
         log.warning("artifact stream stopped after %d of %d bytes: the client took nothing for "
-                    "WEIGHTINIT_IO_TIMEOUT seconds (request id %s)", sent, expected, request_id)
+                    "WEIGHTINIT_IO_TIMEOUT seconds (request id %s)", sent, expected, request_id,
+                    extra={"request_id": request_id, "bytes": sent})
         raise BrokenPipeError(errno.EPIPE, "the client stopped reading") from e  # closed like a hang-up
     except Exception:  # not GeneratorExit either: the generator closed early is no error
-        log.exception("artifact stream failed (request id %s)", request_id)
+        log.exception("artifact stream failed (request id %s)", request_id,
+                      extra={"request_id": request_id, "bytes": sent})
         raise
     finally:
         # Close the encoder's generator now, on any exit (a hang-up raising out of sendall, an error,
