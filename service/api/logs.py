@@ -12,7 +12,7 @@ Every line of both logs has the same members, ``null`` where they do not apply::
     duration     seconds from the request line to the last byte (microseconds)
     seed         X-Weightinit-Seed (plans, weights, diagnostics; an integer)
     fingerprint  the fingerprint in the ETag of a plan, weights or diagnostics response
-                 (``"<fingerprint>-<format>"``; 304s included)
+                 (``"<fingerprint>-<format>[options]"``; 304s included)
     message      an error line's text (null on access lines)
 
 plus ``remote`` and ``user_agent`` on access lines, and ``logger``, ``pid`` and, for a traceback,
@@ -30,13 +30,16 @@ from datetime import datetime, timezone
 import orjson
 from gunicorn import glogging
 
+from ..output.options import TAG_SUFFIX
+
 #: Members of every line, in order (tests/ops/test_json_logs.py checks each line carries them).
 FIELDS = ("time", "level", "log", "request_id", "method", "path", "status", "bytes", "duration", "seed",
           "fingerprint", "message")
 #: The members an application record may carry (``log.warning(..., extra={"request_id": ...})``).
 REQUEST_FIELDS = ("request_id", "method", "path", "status", "bytes", "duration", "seed", "fingerprint")
-#: A plan's, weights' or diagnostics' ETag: "<sha-256 hex>-<format>".
-FINGERPRINTED_ETAG = re.compile(r'"([0-9a-f]{64})-[a-z]+"')
+#: A plan's, weights' or diagnostics' ETag: "<sha-256 hex>-<format>", plus the output options that change
+#: its bytes (``"<fingerprint>-hf.minimal.shard1000000"``).
+FINGERPRINTED_ETAG = re.compile(r'"([0-9a-f]{64})-[a-z]+' + TAG_SUFFIX + '"')
 
 
 def _time(epoch: float) -> str:

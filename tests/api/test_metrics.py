@@ -19,7 +19,7 @@ from service.api import metrics
 from service.api.fastpath import FastPath
 from service.api.http import CACHE_KEY, FASTPATH_KEY
 from service.core.linalg_identity import etag_value
-from tests.helpers import plan_of
+from tests.helpers import LLAMA_TINY, plan_of
 
 #: One dense layer 30 -> 20: 600 weight values (he_normal: variance_scaling) and 20 bias values (zeros: constant).
 DENSE = {"architecture": {"layers": [{"type": "dense", "name": "fc", "in_features": 30, "out_features": 20}]},
@@ -28,6 +28,8 @@ HALF = {**DENSE, "scheme": {"name": "uniform", "low": -0.5, "high": 0.5}, "dtype
 NPY = {**DENSE, "tensors": ["fc.weight"], "format": "npy", "seed": 9}
 #: 2,000 values: over max_json_elements = 1000 below.
 BIG = {"architecture": {"layers": [{"type": "dense", "name": "fc", "in_features": 100, "out_features": 20}]}, "seed": 3}
+#: A Hugging Face config as a sharded folder (a tar): its values are counted like any format's.
+HF = {**LLAMA_TINY, "format": "hf", "max_shard_size": 20_000, "seed": 11}
 WEIGHTS, PLAN = "/v1/weights", "/v1/plan"
 DENSE_ETAG = f'"{etag_value(plan_of(DENSE))}-json"'
 
@@ -115,6 +117,8 @@ CASES = [
     ("206: the last 1024 bytes of a float32 npy are 256 values", dict(
         method="POST", path=WEIGHTS, json=NPY, headers={"Range": "bytes=-1024"}), "206", WEIGHTS,
      {**cache(WEIGHTS, "hit"), **values(variance_scaling__float32=256)}),
+    ("hf folder (tar), sharded", dict(method="POST", path=WEIGHTS, json=HF), "200", WEIGHTS,
+     {**cache(WEIGHTS, "miss"), **values(random__float32=8704, constant__float32=80)}),  # hf_default: normal, ones
     ("npy, whole", dict(method="POST", path=WEIGHTS, json=NPY), "200", WEIGHTS,
      {**cache(WEIGHTS, "hit"), **values(variance_scaling__float32=600)}),
     ("413 max_json_elements", dict(method="POST", path=WEIGHTS, json=BIG), "413", WEIGHTS,

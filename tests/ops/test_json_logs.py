@@ -89,6 +89,11 @@ def test_every_line_of_both_logs_is_a_json_object_with_the_fields(server):
     npy_etag = requests.post(url + "/v1/weights", json=npy, timeout=TIMEOUT).headers["ETag"]
     call("log-206", "POST", "/v1/weights", 206, json=npy, headers={"Range": "bytes=-1024"}, seed=77,
          fingerprint=npy_etag.strip('"').split("-")[0])
+    # Output options are named in the ETag after the format ("-safetensors.minimal"): still its fingerprint
+    minimal = {**DENSE, "format": "safetensors", "metadata": "minimal"}
+    r = call("log-options", "POST", "/v1/weights", 200, json=minimal, seed=77)
+    assert r.headers["ETag"].endswith('-safetensors.minimal"'), r.headers["ETag"]
+    sent["log-options"] = sent["log-options"][:5] + (r.headers["ETag"].strip('"').split("-")[0],)
     call("log-413", "POST", "/v1/weights", 413, json={**DENSE, "architecture": {"layers": [
         {"type": "dense", "name": "fc", "in_features": 100, "out_features": 20}]}})
     call("log-422", "POST", "/v1/weights", 422, json={**DENSE, "seed": -1})
