@@ -5,9 +5,12 @@ table the README documents); a bad value stops gunicorn here, at startup, with o
 """
 
 import os
+import shutil
 import socket
+import stat
 import struct
 import sys
+import tempfile
 
 from service.config import ConfigError, load_config
 
@@ -100,11 +103,60 @@ def when_ready(server):
 
 # Logs: the access log to stdout with the request id (the X-Request-ID the app echoes or sets)
 # and the duration; the error log (startup, worker restarts, tracebacks of 500s) to stderr.
+# WEIGHTINIT_LOG_FORMAT=json: both as one JSON object per line (service/api/logs.py).
 accesslog = "-"
 errorlog = "-"
 loglevel = _cfg.log_level
 access_log_format = ('%(h)s %(t)s "%(r)s" %(s)s %(B)s bytes %(M)sms '
                      'rid=%({x-request-id}o)s "%(a)s"')
+if _cfg.log_format == "json":
+    logger_class = "service.api.logs.JsonLogger"
+
+# Metrics (service/api/metrics.py): every worker writes its samples to files in one directory and
+# a scrape sums them (prometheus-client's multiprocess mode), so /metrics counts every worker
+# whichever one answers it. prometheus-client chooses that mode when it is imported, which
+# preload_app does in the master right after gunicorn applies raw_env: the variable is set there,
+# not here (this file is also read by tools that must not have it). The default directory is
+# private to this master (named after its pid, which a reload keeps) and removed at exit; the
+# directory is emptied at startup either way, so no sample of an earlier run is summed in.
+if _cfg.metrics == "on":
+    _metrics_dir = os.path.abspath(_cfg.metrics_dir or os.path.join(tempfile.gettempdir(),
+                                                                    f"weightinit-metrics-{os.getpid()}"))
+    raw_env = [f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir}"]
+
+
+def on_starting(server):
+    """Make (or empty) the metrics directory before any worker writes to it."""
+    if _cfg.metrics != "on":
+        return
+    try:
+        os.makedirs(_metrics_dir, mode=0o700, exist_ok=True)
+        info = os.lstat(_metrics_dir)
+        # The private default sits in a shared temporary directory under a guessable name: it must be
+        # ours and a real directory, not something another user prepared there.
+        if not stat.S_ISDIR(info.st_mode) or (not _cfg.metrics_dir and info.st_uid != os.getuid()):
+            raise NotADirectoryError("not a directory of this user")
+        for name in os.listdir(_metrics_dir):
+            if name.endswith(".db"):  # the samples of an earlier run; nothing else is touched
+                os.remove(os.path.join(_metrics_dir, name))
+    except OSError as e:
+        print(f"weightinit: configuration error: WEIGHTINIT_METRICS_DIR {_metrics_dir} cannot hold the metrics: "
+              f"{e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges (responses in progress), which would stay up forever.
+    Its counters and histograms stay: totals never go down."""
+    if _cfg.metrics == "on":
+        from prometheus_client import multiprocess  # imported by the app already, after raw_env was applied
+
+        multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _cfg.metrics == "on" and not _cfg.metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 # Import the app (and NumPy) once in the master: workers fork with it already loaded, start fast,
 # share those pages, and an import error fails at startup instead of in a restart loop. The

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.processes import children, free_port, reset_peak, rss_kib  # noqa: F401  (re-exported)
+from harness.processes import children, free_port, reset_peak, rss_kib, terminate  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,13 +39,7 @@ class Server:
         return children(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
 
 
 def start_gunicorn(app: str, name: str, env: dict | None = None, timeout: float = 60.0) -> Server:

@@ -1,16 +1,30 @@
 """Processes on this machine, from /proc: free loopback ports, a process's children, its memory
-and its CPU time. Linux only, as the servers the tests and benchmarks start are."""
+and its CPU time, which process holds a loopback connection, and stopping one. Linux only, as the
+servers the tests and benchmarks start are."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM, up to 30 s to exit (a server finishing its responses), then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def children(pid: int) -> list[int]:
@@ -52,3 +66,31 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def socket_owner(pids: list[int], port: int, peer_port: int) -> int | None:
+    """The process among ``pids`` holding the server end of the loopback TCP connection between
+    ``port`` and ``peer_port`` (which gunicorn worker accepted a client's connection), or None
+    while nobody has accepted it: its inode from /proc/net/tcp, then whose fd points at it."""
+    local, remote = f"0100007F:{port:04X}", f"0100007F:{peer_port:04X}"  # 127.0.0.1, little-endian
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local and fields[2] == remote:
+                inode = fields[9]
+    if inode in (None, "0"):
+        return None
+    target = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return pid
+            except OSError:
+                pass
+    return None

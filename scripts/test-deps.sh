@@ -29,6 +29,10 @@ APT[go]=golang-go
 # a rustup toolchain already on PATH is used as it is.
 APT[cargo]=cargo
 APT[rustc]=rustc
+# Prometheus (its server and promtool, both in Debian's `prometheus`) for tests/ops/test_prometheus.py: the
+# test starts its own on a free loopback port, scraping a two-worker gunicorn (the package's service is not used).
+APT[prometheus]=prometheus
+APT[promtool]=prometheus
 missing=()
 for cmd in "${!APT[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}")

@@ -185,6 +185,18 @@ VARIABLES: tuple[Variable, ...] = (
                  "(`SO_RCVTIMEO`/`SO_SNDTIMEO`)", used_by="gunicorn"),
     Variable("log_level", "WEIGHTINIT_LOG_LEVEL", str, "info", choices=("debug", "info", "warning", "error", "critical"),
              doc="gunicorn error-log level (the access log always goes to stdout)", used_by="gunicorn"),
+    Variable("log_format", "WEIGHTINIT_LOG_FORMAT", str, "text", choices=("text", "json"),
+             doc="`text`: one line per request and per message, as gunicorn writes them; `json`: one JSON object "
+                 "per access-log and error-log line (request id, method, path, status, bytes, duration, seed, "
+                 "fingerprint, time, level)", used_by="gunicorn"),
+    Variable("metrics", "WEIGHTINIT_METRICS", str, "on", choices=("on", "off"),
+             doc="`on`: `GET /metrics` answers Prometheus's text format, counting every gunicorn worker; `off`: "
+                 "no route, nothing measured"),
+    Variable("metrics_dir", "WEIGHTINIT_METRICS_DIR", str, "",
+             doc="directory where each gunicorn worker keeps its metric files (prometheus-client's multiprocess "
+                 "mode), emptied at startup; one per running instance, ideally on a tmpfs; empty = a private "
+                 "directory made at startup under the temporary directory and removed at exit",
+             used_by="gunicorn"),
     Variable("gen_threads", "WEIGHTINIT_GEN_THREADS", int, 0, 0, 1024,
              doc="threads per process drawing blocks of values; 0 = one per CPU core (read by the engine)",
              used_by="engine"),
@@ -235,6 +247,9 @@ class Config:
     keepalive: int
     io_timeout: int
     log_level: str
+    log_format: str
+    metrics: str
+    metrics_dir: str
     gen_threads: int
     normals: str
     seeds: str

@@ -14,7 +14,6 @@ checks; ``server.access_log()`` is what gunicorn wrote to stdout so far.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # One copy of the process helpers, shared with the benchmarks (which start servers the same way).
-from harness.processes import children, free_port  # noqa: E402,F401  (re-exported to the tests)
+from harness.processes import children, free_port, terminate  # noqa: E402,F401  (re-exported to the tests)
 
 
 @dataclass
@@ -75,13 +74,7 @@ def start_server(tmpdir: Path, env: dict | None = None, timeout: float = 60.0,
 
 
 def stop_server(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(timeout=10)
+    terminate(server.proc)
 
 
 @pytest.fixture(scope="session")

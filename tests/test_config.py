@@ -149,3 +149,33 @@ def test_readme_documents_every_variable_with_its_default():
     assert set(rows) == {v.env for v in VARIABLES}
     for v in VARIABLES:
         assert rows[v.env] == ("(empty)" if v.default in ("", ()) else f"`{v.default}`"), v.env
+
+
+def test_gunicorn_conf_sets_up_metrics_and_logs_without_touching_this_process(monkeypatch, tmp_path):
+    """Reading gunicorn.conf.py sets nothing: gunicorn applies raw_env in its master before it imports the
+    app (prometheus-client picks its multiprocess mode at import), and makes the directory in on_starting."""
+    for name in ("WEIGHTINIT_METRICS", "WEIGHTINIT_METRICS_DIR", "WEIGHTINIT_LOG_FORMAT"):
+        monkeypatch.delenv(name, raising=False)
+    environ = dict(os.environ)
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert dict(os.environ) == environ
+    (directory,) = [v.split("=", 1)[1] for v in conf["raw_env"] if v.startswith("PROMETHEUS_MULTIPROC_DIR=")]
+    assert directory.endswith(f"weightinit-metrics-{os.getpid()}") and not os.path.exists(directory)
+    assert "logger_class" not in conf  # gunicorn's own: the text format
+    monkeypatch.setenv("WEIGHTINIT_METRICS_DIR", str(tmp_path / "m"))
+    monkeypatch.setenv("WEIGHTINIT_LOG_FORMAT", "json")
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert conf["raw_env"] == [f"PROMETHEUS_MULTIPROC_DIR={tmp_path / 'm'}"]
+    assert conf["logger_class"] == "service.api.logs.JsonLogger"
+    monkeypatch.setenv("WEIGHTINIT_METRICS", "off")
+    assert "raw_env" not in runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_gunicorn_stops_at_startup_when_the_metrics_directory_is_unusable(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    env = {**os.environ, "WEIGHTINIT_METRICS_DIR": str(tmp_path / "a-file"), "PORT": "1"}
+    r = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service:create_app()"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (f"weightinit: configuration error: WEIGHTINIT_METRICS_DIR "
+                                                 f"{tmp_path / 'a-file'} cannot hold the metrics: File exists")

@@ -42,13 +42,14 @@ THIRD_PARTY = {
     "core": {"numpy", "scipy"},
     "output": {"numpy", "orjson"},
     "document": {"marshmallow"},
-    "api": {"flask", "werkzeug", "orjson", "numpy", "yaml", "flask_swagger_ui", "marshmallow"},
+    "api": {"flask", "werkzeug", "orjson", "numpy", "yaml", "flask_swagger_ui", "marshmallow", "prometheus_client",
+            "gunicorn"},
     "cli": {"orjson", "numpy"},
     "fetch": {"numpy"},
     "openapi": {"yaml", "orjson"},
 }
 KNOWN_THIRD_PARTY = {"numpy", "scipy", "orjson", "flask", "werkzeug", "marshmallow", "yaml", "flask_swagger_ui",
-                     "gunicorn", "requests"}
+                     "gunicorn", "requests", "prometheus_client"}
 
 
 def module_name(path: Path) -> str:

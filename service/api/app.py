@@ -4,7 +4,8 @@
 ``ConfigError`` here, at startup. Every response gets ``X-Weightinit-Version``,
 ``X-Content-Type-Options: nosniff`` and ``X-Request-ID`` (a sane incoming one echoed,
 otherwise a fresh one), errors included; and, for the origins of ``WEIGHTINIT_CORS_ORIGINS``,
-the CORS headers (``service.api.cors``).
+the CORS headers (``service.api.cors``). With metrics on (``WEIGHTINIT_METRICS``), every
+request is measured by the outermost WSGI layer and ``GET /metrics`` serves the counts.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import uuid
 from flask import Flask, g, request
 
 from ..config import load_config
-from . import cors, diagnose, errors, meta, schemes, weights
+from . import cors, diagnose, errors, meta, metrics, schemes, weights
 from .cache import ResponseCache
 from .errors import Problem
 from .fastpath import FastPath
-from .http import CACHE_KEY, CONFIG_KEY, common_headers
+from .http import CACHE_KEY, CONFIG_KEY, FASTPATH_KEY, common_headers
 
 #: An incoming X-Request-ID is echoed when it looks like an id (no spaces, no control characters).
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
@@ -40,6 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.before_request
     def _request_id():
+        request.environ[metrics.ROUTE_KEY] = request.url_rule.rule if request.url_rule is not None else None
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         for name, allowed in MAX_HEADER_LENGTHS.items():
@@ -60,9 +62,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(schemes.bp)
     app.register_blueprint(weights.bp)
     app.register_blueprint(diagnose.bp)
+    if cfg.metrics == "on":
+        metrics.check_mode()
+        app.register_blueprint(meta.metrics_bp)
     # Validated requests and small finished answers, per worker; repeats of a cached body are answered
     # from it by the fast path, before Flask's request machinery (service.api.fastpath).
     cache = app.extensions[CACHE_KEY] = ResponseCache()
-    app.wsgi_app = FastPath(app.wsgi_app, cache, max_body=cfg.max_body_bytes, request_id=REQUEST_ID,
-                            max_headers=MAX_HEADER_LENGTHS, cors=policy)
+    fast = app.extensions[FASTPATH_KEY] = FastPath(app.wsgi_app, cache, max_body=cfg.max_body_bytes,
+                                                   request_id=REQUEST_ID, max_headers=MAX_HEADER_LENGTHS, cors=policy)
+    # Outermost, so that the fast path's answers are measured like Flask's.
+    app.wsgi_app = metrics.Instrumented(fast) if cfg.metrics == "on" else fast
     return app

@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..core.errors import SpecError
 from ..document import flatten_messages
+from .metrics import count_limit
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("weightinit")
@@ -97,6 +98,8 @@ def too_large(limit: str, requested, allowed, detail: str) -> Problem:
 
 
 def problem_response(p: Problem) -> Response:
+    if p.status == 413:
+        count_limit(request.environ, p.extensions["limit"])
     body = {"type": TYPES[p.kind], "title": p.title, "status": p.status, "detail": p.detail,
             "instance": request.path, "request_id": g.get("request_id")}
     body.update(p.extensions)
@@ -129,7 +132,9 @@ def _http_exception(e: HTTPException) -> Response:
 
 
 def _exception(e: Exception) -> Response:
-    log.exception("unhandled error (request id %s) on %s %s", g.get("request_id"), request.method, request.path)
+    log.exception("unhandled error (request id %s) on %s %s", g.get("request_id"), request.method, request.path,
+                  extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
+                         "status": 500})
     return problem_response(Problem(500, "Internal Server Error",
                                     f"the server failed to answer this request; quote request id "
                                     f"{g.get('request_id')} when reporting it", kind="internal"))

@@ -10,7 +10,8 @@ layer answers exactly those:
 - any cached ``/v1/plan`` or ``/v1/weights`` request whose ``If-None-Match`` names its ETag: 304,
 
 with the headers Flask would send (the tests compare the two paths header by header; the CORS
-headers come from the same ``Cors.apply``), and hands
+headers come from the same ``Cors.apply``), counted in the metrics as Flask's answers are
+(``service.api.metrics``: the route, a cache hit, the values), and hands
 everything else to Flask untouched (the body it read is put back): a miss, an error, a Range, a
 binary artifact, an unusual Content-Type or charset, an over-long header. It never decides
 anything Flask would decide differently: a cache entry exists only for a body that passed every
@@ -30,6 +31,7 @@ from ..version import ENGINE_VERSION
 from .cache import ResponseCache
 from .cors import Cors
 from .http import VERSION_HEADER
+from .metrics import ROUTE_KEY, START_RESPONSE_KEY, count_cache, count_values
 
 PATHS = ("/v1/plan", "/v1/weights")
 
@@ -48,8 +50,9 @@ class FastPath:
 
     def __call__(self, environ, start_response):
         # gunicorn's Response (start_response's owner), for the body bytes written to the socket
-        # directly to be counted in its access log (weights._direct_socket).
-        environ["weightinit.start_response"] = start_response
+        # directly to be counted in its access log (weights._direct_socket); the metrics layer, when
+        # there is one, has recorded it already (its own start_response wraps the server's).
+        environ.setdefault(START_RESPONSE_KEY, start_response)
         path = environ.get("PATH_INFO")
         if not self.enabled or path not in PATHS or environ.get("REQUEST_METHOD") != "POST":
             return self.next(environ, start_response)
@@ -100,6 +103,8 @@ class FastPath:
             return self._fall_through(environ, start_response, body)
         out = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         out += list(headers.items()) + extra
+        if entry.plan is not None:
+            count_values(environ, ((t, t.size) for t in entry.plan.selected))
         return self._respond(environ, start_response, "200 OK", out, payload)
 
     def _fall_through(self, environ, start_response, body: bytes):
@@ -108,6 +113,8 @@ class FastPath:
         return self.next(environ, start_response)
 
     def _respond(self, environ, start_response, status: str, headers: list, payload: bytes):
+        environ[ROUTE_KEY] = environ["PATH_INFO"]  # one of PATHS: the route template itself
+        count_cache(environ, hit=True)
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         rid = incoming if self.request_id.fullmatch(incoming) else uuid.uuid4().hex
         headers = headers + [(VERSION_HEADER, ENGINE_VERSION), ("X-Content-Type-Options", "nosniff"),

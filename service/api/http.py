@@ -27,6 +27,7 @@ from .errors import Problem, malformed_json, too_large
 JSON = "application/json"
 CONFIG_KEY = "weightinit.config"
 CACHE_KEY = "weightinit.cache"
+FASTPATH_KEY = "weightinit.fastpath"
 
 #: The service's own response headers, named here only (openapi.yaml documents each; ``cors.EXPOSED``
 #: lets web pages on allowed origins read every one of them).

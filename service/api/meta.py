@@ -1,4 +1,4 @@
-"""``GET /healthz``, ``GET /openapi.yaml`` (+ ``/openapi.json``) and ``GET /docs``.
+"""``GET /healthz``, ``GET /openapi.yaml`` (+ ``/openapi.json``), ``GET /docs`` and ``GET /metrics``.
 
 The spec is the repository's top-level ``openapi.yaml``, shipped inside the package as
 ``service/openapi.yaml`` (a symlink in the repository; a regular file in wheels and installed
@@ -7,6 +7,9 @@ copies), read with ``importlib.resources`` so it is found wherever the package r
 ``/docs`` is Swagger UI 5 (OpenAPI 3.1 support) from the ``flask-swagger-ui`` package's
 bundled static files, served by this app under ``/docs/``: no CDN, works offline. Its page
 loads ``/openapi.json``; a strict Content-Security-Policy allows scripts from this origin only.
+
+``/metrics`` (its own blueprint: registered only when ``WEIGHTINIT_METRICS`` is on) answers
+Prometheus's text format, ``service.api.metrics`` says what is counted.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import yaml
 from flask import Blueprint, Response, abort, request, send_from_directory
 
 from ..version import ENGINE_VERSION
+from . import metrics
 from .http import JSON, json_response, require_accept
 
 bp = Blueprint("meta", __name__)
+metrics_bp = Blueprint("metrics", __name__)
 
 YAML = "application/yaml"
 #: The Swagger UI files /docs/ serves (the rest of the package is not exposed).
@@ -63,6 +68,15 @@ def healthz():
     require_accept(JSON)
     return json_response({"status": "ok", "version": ENGINE_VERSION, "numpy": np.__version__},
                          headers={"Cache-Control": "no-store"})
+
+
+@metrics_bp.get("/metrics")
+def metrics_text():
+    require_accept("text/plain")
+    resp = Response(metrics.exposition(), mimetype="text/plain")
+    resp.headers["Content-Type"] = metrics.MEDIA_TYPE
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.get("/openapi.yaml")

@@ -41,6 +41,7 @@ from .errors import Problem
 from .http import (DIGEST_BOUND_HEADER, JSON, SCHEME_HEADER, SEED_HEADER, accept, config, immutable_headers,
                    json_response, matches_if_none_match, not_acceptable, not_modified, parse_json, read_body_bytes,
                    require_accept, response_cache)
+from .metrics import START_RESPONSE_KEY, count_cache, count_sent, count_values
 
 bp = Blueprint("weights", __name__)
 log = logging.getLogger("weightinit")
@@ -96,6 +97,7 @@ def plan_view():
     key = _key(raw)
     cache = response_cache()
     entry = cache.get(key)
+    count_cache(request.environ, entry is not None)
     if entry is None:  # parse, validate, plan and report once per distinct body (and Accept)
         req, _, options = _load(raw)
         require_accept(JSON)
@@ -121,6 +123,7 @@ def _weights_entry(raw: bytes) -> Entry:
     key = _key(raw)
     cache = response_cache()
     entry = cache.get(key)
+    count_cache(request.environ, entry is not None)
     if entry is not None:
         return entry
     req, body_format, options = _load(raw)
@@ -260,6 +263,7 @@ def weights_view():
     resp.headers["Content-Length"] = str(length if fmt == "json" else artifact.length)
     for k, v in headers.items():
         resp.headers[k] = v
+    count_values(request.environ, ((t, t.size) for t in plan.selected))
     return resp
 
 
@@ -293,6 +297,7 @@ def _partial(artifact, span: tuple[int, int], media_type: str, headers: dict) ->
     resp.headers[DIGEST_BOUND_HEADER] = str(bound)
     for k, v in headers.items():
         resp.headers[k] = v
+    count_values(request.environ, artifact.elements_in(start, stop))
     return resp
 
 
@@ -329,21 +334,23 @@ def _direct_socket():
     if (sock is None or not env.get("SERVER_SOFTWARE", "").startswith("gunicorn")
             or env.get("SERVER_PROTOCOL") not in ("HTTP/1.1", "HTTP/1.0") or env.get("HTTP_VERSION") == "2"):
         return None
-    return _Direct(sock, getattr(env.get("weightinit.start_response"), "__self__", None))
+    return _Direct(sock, getattr(env.get(START_RESPONSE_KEY), "__self__", None), env)
 
 
 class _Direct:
     """The client socket, plus gunicorn's Response whose ``sent`` (the access log's body bytes)
-    counts what is written here."""
+    counts what is written here, as do the metrics."""
 
-    def __init__(self, sock, resp):
+    def __init__(self, sock, resp, environ):
         self.sock = sock
         self.resp = resp if isinstance(getattr(resp, "sent", None), int) else None
+        self.environ = environ
 
     def sendall(self, data) -> None:
         self.sock.sendall(data)
         if self.resp is not None:
             self.resp.sent += len(data)
+        count_sent(self.environ, len(data))
 
 
 def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None, built=None):
@@ -379,10 +386,12 @@ def _stream(artifact, request_id, span: tuple[int, int] | None = None, sock=None
         raise
     except BlockingIOError as e:  # SO_SNDTIMEO (gunicorn.conf.py): the client took no byte for io_timeout seconds
         log.warning("artifact stream stopped after %d of %d bytes: the client took nothing for "
-                    "WEIGHTINIT_IO_TIMEOUT seconds (request id %s)", sent, expected, request_id)
+                    "WEIGHTINIT_IO_TIMEOUT seconds (request id %s)", sent, expected, request_id,
+                    extra={"request_id": request_id, "bytes": sent})
         raise BrokenPipeError(errno.EPIPE, "the client stopped reading") from e  # closed like a hang-up
     except Exception:  # not GeneratorExit either: the generator closed early is no error
-        log.exception("artifact stream failed (request id %s)", request_id)
+        log.exception("artifact stream failed (request id %s)", request_id,
+                      extra={"request_id": request_id, "bytes": sent})
         raise
     finally:
         # Close the encoder's generator now, on any exit (a hang-up raising out of sendall, an error,

@@ -41,10 +41,20 @@ class Artifact:
 
     def tensors_in(self, start: int, stop: int) -> list:
         """The tensors whose bytes overlap ``[start, stop)`` (what a Range part has to draw)."""
+        return [t for t, _ in self.elements_in(start, stop)]
+
+    def elements_in(self, start: int, stop: int) -> list[tuple]:
+        """(tensor, elements) for every tensor whose bytes overlap ``[start, stop)``: the elements
+        whose bytes the range covers, even in part."""
         if self.segments is None:
             raise ValueError(f"{self.format} artifacts cannot be cut into byte ranges")
-        return [seg for seg, offset, size in self._spans()
-                if not isinstance(seg, bytes) and offset < stop and start < offset + size]
+        out = []
+        for seg, offset, size in self._spans():
+            if not isinstance(seg, bytes) and offset < stop and start < offset + size:
+                item = seg.dtype.itemsize
+                lo, hi = max(start - offset, 0), min(stop - offset, size)
+                out.append((seg, -(-hi // item) - lo // item))
+        return out
 
     def byte_range(self, start: int, stop: int, *, parallel: bool = True) -> Iterator:
         """The artifact's bytes ``[start, stop)`` (bytes / memoryviews), drawing only the blocks

@@ -15,6 +15,7 @@ import pytest
 
 from service import create_app
 from service.api.fastpath import FastPath
+from service.api.http import FASTPATH_KEY
 
 from .helpers import MIXED, MLP
 
@@ -25,7 +26,7 @@ SMALL = {"architecture": {"layers": [{"type": "dense", "name": "fc", "in_feature
 @pytest.fixture
 def app():
     a = create_app()
-    assert isinstance(a.wsgi_app, FastPath)
+    assert isinstance(a.extensions[FASTPATH_KEY], FastPath)
     return a
 
 
@@ -34,9 +35,9 @@ def both(app, path, doc, headers=None, raw=None):
     kw = {"data": raw if raw is not None else json.dumps(doc), "content_type": "application/json",
           "headers": {**(headers or {}), "X-Request-ID": "compare-1"}}
     c.post(path, **kw)  # warm the cache (a miss: Flask)
-    app.wsgi_app.enabled = False
+    app.extensions[FASTPATH_KEY].enabled = False
     slow = c.post(path, **kw)
-    app.wsgi_app.enabled = True
+    app.extensions[FASTPATH_KEY].enabled = True
     hits = app.extensions["weightinit.cache"].hits
     fast = c.post(path, **kw)
     return slow, fast, app.extensions["weightinit.cache"].hits - hits
@@ -120,9 +121,9 @@ def test_everything_else_falls_through_to_flask(app, case):
     if case == "no-length":
         hdrs = {"Transfer-Encoding": "chunked"}
     hits = app.extensions["weightinit.cache"].hits
-    app.wsgi_app.enabled = False
+    app.extensions[FASTPATH_KEY].enabled = False
     slow = c.post("/v1/weights", data=data, content_type=ctype, headers={**hdrs, "X-Request-ID": "r"})
-    app.wsgi_app.enabled = True
+    app.extensions[FASTPATH_KEY].enabled = True
     fast = c.post("/v1/weights", data=data, content_type=ctype, headers={**hdrs, "X-Request-ID": "r"})
     assert fast.status_code == slow.status_code
     assert fast.get_data() == slow.get_data()  # problem bodies too: both requests carry X-Request-ID r

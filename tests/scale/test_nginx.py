@@ -12,7 +12,8 @@ loopback ports. Checked:
   which nginx must pass through untouched (fetch accepts only proven parts);
 - with one instance killed (SIGKILL, master and workers) in the middle of a run of requests,
   every request sent after the kill still succeeds, through the other (nginx's
-  ``proxy_next_upstream``), and a sharded fetch still assembles the same bytes.
+  ``proxy_next_upstream``), and a sharded fetch still assembles the same bytes;
+- ``GET /metrics`` is answered by each instance, and 404 by nginx (the public entry point).
 
 Request counts and durations are bounded; every process is stopped in a finalizer.
 """
@@ -181,6 +182,15 @@ def test_sharded_fetch_through_nginx_is_byte_identical(topology, tmp_path):
     assert all(n > 0 for n in served), served
     assert sum(served) == parts
     assert nginx.access_log().count('"POST /v1/weights HTTP/1.1" 206') == sum(served)
+
+
+def test_metrics_are_served_by_each_instance_not_through_nginx(topology):
+    nginx, servers = topology
+    for s in servers:
+        r = requests.get(s.url + "/metrics", timeout=TIMEOUT)
+        assert r.status_code == 200 and "weightinit_http_requests_total" in r.text
+    r = requests.get(nginx.url + "/metrics", timeout=TIMEOUT)
+    assert r.status_code == 404 and "weightinit" not in r.text
 
 
 def test_requests_survive_a_killed_instance(topology, tmp_path):

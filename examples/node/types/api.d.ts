@@ -196,6 +196,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics of every worker of this instance
+         * @description Prometheus's text exposition format 0.0.4, summed over every gunicorn worker of this
+         *     instance whichever one answers (prometheus-client's multiprocess mode). Counted, with
+         *     labels that take a bounded set of values (`endpoint` is the route template as this
+         *     document spells it, `unmatched` for a path no route takes; no seed, id, path or client):
+         *
+         *     | metric | labels | what |
+         *     | --- | --- | --- |
+         *     | `weightinit_http_requests_total` | endpoint, status | requests answered |
+         *     | `weightinit_http_request_duration_seconds` | endpoint, status | histogram: until the last body byte went out |
+         *     | `weightinit_http_response_start_seconds` | endpoint, status | histogram: until the status and headers |
+         *     | `weightinit_http_responses_in_progress` | endpoint | gauge: responses still sending their body |
+         *     | `weightinit_http_response_body_bytes_total` | endpoint, status | body bytes, as they are sent (a stream cut short counts what went out) |
+         *     | `weightinit_values_total` | family, dtype | values in `/v1/weights` responses (200: every selected tensor, 206: the elements of the part) |
+         *     | `weightinit_limit_exceeded_total` | limit | 413s, by the limit named in the problem |
+         *     | `weightinit_response_cache_requests_total` | endpoint, result | response-cache lookups (`hit`, `miss`), one per request that looks |
+         *
+         *     Served when `WEIGHTINIT_METRICS` is `on` (the default; `off`: 404). It tells nothing about
+         *     any request's contents, but keep it off the public entry point: the shipped nginx
+         *     configuration answers it 404 there, and Prometheus scrapes each instance directly.
+         */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["metricsPreflight"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/diagnose": {
         parameters: {
             query?: never;
@@ -2871,6 +2910,61 @@ export interface operations {
         };
     };
     docsPreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
+                 * @example 4f1c2b9e-trace-17
+                 */
+                "X-Request-ID"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Every metric, in Prometheus's text format: `Content-Type: text/plain; version=0.0.4; charset=utf-8`
+             *     (the media type is keyed `text/plain` below, as validators match it without parameters).
+             */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                    "X-Request-ID": components["headers"]["XRequestId"];
+                    "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP weightinit_http_requests_total Requests answered, by route template and status
+                     *     # TYPE weightinit_http_requests_total counter
+                     *     weightinit_http_requests_total{endpoint="/v1/weights",status="200"} 42.0
+                     */
+                    "text/plain": string;
+                };
+            };
+            406: components["responses"]["NotAcceptable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    metricsPreflight: {
         parameters: {
             query?: never;
             header?: never;
