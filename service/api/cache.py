@@ -57,6 +57,7 @@ class Entry:
     artifact: Artifact | None = None   # binary formats: the (lazy) artifact every request of this body shares
     json: tuple[bytes, str] | None = None  # small JSON artifacts: (body, sha-256 hex), attached once built
     over_limits: tuple = ()            # limits only a Range part can be held to (SpecErrors), checked per request
+    values: tuple = ()                 # /v1/weights: (scheme family, dtype, values) of the whole answer (metrics)
     held: int = 0                      # other bytes the entry keeps alive (the plan, an artifact's header)
     key: bytes | None = None           # set by put
 
@@ -119,7 +120,7 @@ class ResponseCache:
             if key is None or self._items.get(key) is not entry or len(body) > MAX_BODY_BYTES:
                 return False
             answer = Entry(entry.headers, fmt=entry.fmt, media_type=entry.media_type, json=(body, sha256),
-                           held=len(body), key=key)
+                           values=entry.values, held=len(body), key=key)
             self._items[key] = answer
             self._bytes += answer.size - entry.size
             entry.key = None

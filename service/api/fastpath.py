@@ -103,8 +103,7 @@ class FastPath:
             return self._fall_through(environ, start_response, body)
         out = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         out += list(headers.items()) + extra
-        if entry.plan is not None:
-            count_values(environ, ((t, t.size) for t in entry.plan.selected))
+        count_values(environ, entry.values)
         return self._respond(environ, start_response, "200 OK", out, payload)
 
     def _fall_through(self, environ, start_response, body: bytes):

@@ -224,13 +224,19 @@ def count_limit(environ, limit: str) -> None:
         child(LIMITS, limit).inc()
 
 
-def count_values(environ, tensors) -> None:
-    """The values a weights response carries: ``tensors`` is (TensorPlan, elements) pairs."""
-    if environ.get(EXCHANGE_KEY) is None:
-        return
+def value_totals(tensors) -> tuple:
+    """``(scheme family, dtype, values)`` summed over ``tensors``, (TensorPlan, elements) pairs: what a
+    weights response carries. A cache entry keeps these (a finished JSON answer keeps no plan)."""
     totals: dict[tuple[str, str], int] = {}
     for t, n in tensors:
         key = (SCHEMES[t.scheme["name"]].family, t.dtype.name)
         totals[key] = totals.get(key, 0) + n
-    for (family, dtype), n in totals.items():
+    return tuple((family, dtype, n) for (family, dtype), n in totals.items())
+
+
+def count_values(environ, totals: tuple) -> None:
+    """The values a weights response carries, as ``value_totals`` gives them."""
+    if environ.get(EXCHANGE_KEY) is None:
+        return
+    for family, dtype, n in totals:
         child(VALUES, family, dtype).inc(n)

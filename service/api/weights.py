@@ -41,7 +41,7 @@ from .errors import Problem
 from .http import (DIGEST_BOUND_HEADER, JSON, SCHEME_HEADER, SEED_HEADER, accept, config, immutable_headers,
                    json_response, matches_if_none_match, not_acceptable, not_modified, parse_json, read_body_bytes,
                    require_accept, response_cache)
-from .metrics import START_RESPONSE_KEY, count_cache, count_sent, count_values
+from .metrics import START_RESPONSE_KEY, count_cache, count_sent, count_values, value_totals
 
 bp = Blueprint("weights", __name__)
 log = logging.getLogger("weightinit")
@@ -147,7 +147,8 @@ def _weights_entry(raw: bytes) -> Entry:
     limits.check_torch_replay(plan, config())
     report = Report(plan)
     entry = Entry(artifact_headers(plan, fmt, options), plan=plan, report=report, fmt=fmt, media_type=media_type,
-                  options=options, over_limits=tuple(over))
+                  options=options, over_limits=tuple(over),
+                  values=value_totals((t, t.size) for t in plan.selected))
     if fmt != "json":
         # Lazy: draws nothing yet (raises for npy with several tensors). Stateless (chunks() starts
         # afresh each call), so one Artifact serves every request of this body, Range parts included.
@@ -263,7 +264,7 @@ def weights_view():
     resp.headers["Content-Length"] = str(length if fmt == "json" else artifact.length)
     for k, v in headers.items():
         resp.headers[k] = v
-    count_values(request.environ, ((t, t.size) for t in plan.selected))
+    count_values(request.environ, entry.values)
     return resp
 
 
@@ -297,7 +298,7 @@ def _partial(artifact, span: tuple[int, int], media_type: str, headers: dict) ->
     resp.headers[DIGEST_BOUND_HEADER] = str(bound)
     for k, v in headers.items():
         resp.headers[k] = v
-    count_values(request.environ, artifact.elements_in(start, stop))
+    count_values(request.environ, value_totals(artifact.elements_in(start, stop)))
     return resp
 
 
