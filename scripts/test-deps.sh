@@ -50,6 +50,12 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q torch==2.13.0 || echo "test-deps: torch 2.13.0 unavailable; torch cross-checks will be skipped" >&2
 fi
 
+# transformers (test-only): the Hugging Face families (service/core/hf) and hf_default are checked against
+# the release they follow (service.core.layers.base.TRANSFORMERS): names, shapes, loading, init statistics.
+if ! "$PY" -c "import transformers, sys; sys.exit(transformers.__version__ != '5.23.0')" 2>/dev/null; then
+  "$PY" -m pip install -q transformers==5.23.0
+fi
+
 # The Node client example's packages (examples/node/package-lock.json), installed with `npm ci`
 # only when the lock file changed since the last install.
 node_dir="$ROOT/examples/node"

@@ -1,7 +1,8 @@
 """The offline CLI: ``weightinit generate | plan | schemes | fetch`` (the client: ``service.fetch``).
 
-``generate REQUEST.json -o OUT.{json,npy,npz,safetensors}`` writes exactly the bytes
-``POST /v1/weights`` returns for the same document. Bad input: one line naming the field on
+``generate REQUEST.json -o OUT.{json,npy,npz,safetensors,tar}`` writes exactly the bytes
+``POST /v1/weights`` returns for the same document; ``-o DIR/`` writes the hf format's folder (the
+files its tar holds). Bad input: one line naming the field on
 stderr, exit code 2, no traceback.
 """
 
@@ -18,8 +19,9 @@ from . import document
 from .core import SpecError, build_plan
 from .core.schemes import SCHEMES
 from .document import ValidationError, flatten_messages
-from .fetch import MIB, PART_SIZE, BadURL, FetchError, fetch
-from .output import formats
+from .fetch import MIB, PART_SIZE, BadURL, FetchError, PartialFile, fetch, fetch_folder, make_folder, place
+from .output import formats, hf
+from .output.artifact import segment_chunks
 from .output.report import Report
 
 EXIT_USAGE = 2
@@ -32,7 +34,11 @@ class CLIError(Exception):
 
 def _read_document(path: str) -> dict:
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+        if path == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
     except OSError as e:
         raise CLIError(f"cannot read {path}: {e.strerror}") from None
     try:
@@ -42,11 +48,12 @@ def _read_document(path: str) -> dict:
 
 
 def _plan(path: str):
-    """(the plan of the request document at ``path``, its ``format`` or None), validated once."""
+    """(the plan of the request document at ``path``, its ``format`` or None, its output options),
+    validated once."""
     doc = _read_document(path)
     try:
-        request, fmt = document.load_weights_request(doc)
-        return build_plan(request), fmt
+        request, fmt, options = document.load_weights_request(doc)
+        return build_plan(request), fmt, options
     except ValidationError as e:
         field, msgs = next(iter(flatten_messages(e.messages).items()))
         raise CLIError(f"{field}: {msgs[0]}") from None
@@ -62,14 +69,22 @@ def _format_for(out: str, explicit: str | None, in_document: str | None) -> str:
     found = formats.for_filename(out)
     if found is not None:
         return found.name
-    raise CLIError(f"cannot tell the format from {out!r}: use a .json/.npy/.npz/.safetensors name or --format")
+    raise CLIError(f"cannot tell the format from {out!r}: use a "
+                   f"{'/'.join(f.extension for f in formats.FORMATS.values())} name, a folder (DIR/) or --format")
+
+
+def is_folder(path: str) -> bool:
+    """An output that names a folder: it ends with a slash, or is an existing directory."""
+    return path.endswith(("/", os.sep)) or os.path.isdir(path)
 
 
 def cmd_generate(args) -> int:
-    plan, doc_fmt = _plan(args.request)
+    plan, doc_fmt, options = _plan(args.request)
+    if args.output != "-" and is_folder(args.output):
+        return _generate_folder(plan, args.format or doc_fmt or "hf", options, args.output)
     fmt = _format_for(args.output, args.format, doc_fmt)
     try:
-        artifact = formats.artifact(plan, fmt)
+        artifact = formats.artifact(plan, fmt, options=options)
     except SpecError as e:
         raise CLIError(str(e)) from None
     if args.output == "-":
@@ -87,9 +102,46 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _generate_folder(plan, fmt: str, options, directory: str) -> int:
+    """``-o DIR/``: the hf format's folder itself (config.json, the shards, their index): the files the
+    tar of ``POST /v1/weights`` holds, byte for byte. Each is written to a partial file first (never
+    through a symlink), and all are renamed into place once all are written; the files of an earlier
+    folder that this one does not hold are removed (``fetch.place``). A failure to write leaves no
+    partial file: one line, exit code 1."""
+    if fmt != "hf":
+        raise CLIError(f"{directory!r} is a folder: only the hf format writes one (the document asks for {fmt!r})")
+    report = Report(plan)
+    try:
+        files = hf.folder(report, options)
+    except SpecError as e:
+        raise CLIError(str(e)) from None
+    written: dict[str, PartialFile] = {}
+    try:
+        make_folder(directory)
+        for f in files:
+            out = written[f.name] = PartialFile(os.path.join(directory, f.name))
+            out.reserve(f.size)
+            at = 0
+            for chunk in segment_chunks(f.segments):
+                out.write(chunk, at, f.name)
+                at += memoryview(chunk).nbytes
+        removed = place(directory, list(written.values()))
+    except FetchError as e:
+        print(f"weightinit: generate failed: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for out in written.values():
+            out.discard()
+    total = sum(f.size for f in files)
+    stale = f"; removed the earlier folder's {', '.join(removed)}" if removed else ""
+    print(f"wrote {directory} (hf: {', '.join(f.name for f in files)}; {total} bytes, {len(plan.selected)} tensors"
+          f"{stale})", file=sys.stderr)
+    return 0
+
+
 def cmd_plan(args) -> int:
-    plan, _ = _plan(args.request)
-    sys.stdout.buffer.write(orjson.dumps(formats.document(Report(plan)), option=orjson.OPT_INDENT_2) + b"\n")
+    plan, _, options = _plan(args.request)
+    sys.stdout.buffer.write(orjson.dumps(formats.document(Report(plan), options), option=orjson.OPT_INDENT_2) + b"\n")
     return 0
 
 
@@ -108,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="write the weights of a request document to a file")
     g.add_argument("request", help="request document (JSON file, or - for stdin)")
-    g.add_argument("-o", "--output", required=True, help="output file (.json/.npy/.npz/.safetensors), or - for stdout")
+    g.add_argument("-o", "--output", required=True,
+                   help="output file (.json/.npy/.npz/.safetensors/.tar), - for stdout, or a folder (DIR/ or an "
+                        "existing directory: the hf format's files, for an hf_config document; an earlier folder's "
+                        "hf files it does not hold are removed)")
     g.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     g.set_defaults(func=cmd_generate)
     pl = sub.add_parser("plan", help="print every tensor's theory, without values")
@@ -124,11 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
 def add_fetch_parser(sub) -> None:
     p = sub.add_parser("fetch", help="download an artifact in parallel byte ranges from one or more replicas",
                        description="Download the artifact of REQUEST from a weightinit service in parallel byte "
-                                   "ranges (npy, safetensors), verify every part and the result, and write it "
-                                   "to OUTPUT: the same bytes as `weightinit generate`.")
+                                   "ranges (npy, safetensors, hf), verify every part and the result, and write it "
+                                   "to OUTPUT: the same bytes as `weightinit generate` (a folder: the same files as "
+                                   "`weightinit generate -o DIR/`).")
     p.add_argument("url", help="the service's base URL (a load balancer, or several replicas separated by commas)")
     p.add_argument("request", help="request document (JSON file, or - for stdin)")
-    p.add_argument("-o", "--output", required=True, help="output file (.safetensors, .npy, .npz or .json)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file (.safetensors, .npy, .npz, .json or .tar), or a folder (DIR/: the hf format's "
+                        "files, unpacked once every byte is proven; DIR's disk needs the folder's size plus its "
+                        "largest file free, as the tar is truncated behind each file unpacked)")
     p.add_argument("--parallel", type=int, default=4, help="concurrent connections (default 4)")
     p.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     p.add_argument("--part-size", type=int, default=None,
@@ -155,10 +214,21 @@ def cmd_fetch(args) -> int:
     doc = _read_document(args.request)
     if not isinstance(doc, dict):
         raise CLIError(f"{args.request}: the request document must be a JSON object")
-    fmt = _format_for(args.output, args.format, doc.get("format"))
+    folder = is_folder(args.output)
+    if folder:
+        fmt = args.format or doc.get("format") or "hf"
+    else:
+        fmt = _format_for(args.output, args.format, doc.get("format"))
+    if folder and fmt != "hf":
+        raise CLIError(f"{args.output!r} is a folder: only the hf format writes one (asked for {fmt!r})")
+    options = _options(doc)
+    kw = {"parallel": args.parallel, "part_size": args.part_size, "timeout": args.timeout, "retries": args.retries,
+          "progress": False if args.no_progress else None, "tag": options.tag(fmt)}
     try:
-        summary = fetch(args.url, doc, args.output, fmt, parallel=args.parallel, part_size=args.part_size,
-                        timeout=args.timeout, retries=args.retries, progress=False if args.no_progress else None)
+        if folder:
+            summary = fetch_folder(args.url, doc, args.output, **kw)
+        else:
+            summary = fetch(args.url, doc, args.output, fmt, **kw)
     except BadURL as e:
         raise CLIError(str(e)) from None
     except FetchError as e:
@@ -172,10 +242,22 @@ def cmd_fetch(args) -> int:
         return EXIT_FAILED
     n = summary["parts"]
     mb = summary["bytes"] / MIB
+    files = f"; files: {', '.join(summary['files'])}" if folder else ""
+    if folder and summary["removed"]:
+        files += f"; removed the earlier folder's {', '.join(summary['removed'])}"
     print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {n} part{'' if n == 1 else 's'}, "
-          f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])})",
+          f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])}{files})",
           file=sys.stderr)
     return 0
+
+
+def _options(doc: dict):
+    """The document's output options (they name the artifact's ETag), checked as the server checks them."""
+    try:
+        return document.load_options(doc)
+    except ValidationError as e:
+        field, msgs = next(iter(flatten_messages(e.messages).items()))
+        raise CLIError(f"{field}: {msgs[0]}") from None
 
 
 def main(argv=None) -> int:

@@ -76,14 +76,16 @@ VARIABLES: tuple[Variable, ...] = (
              doc="largest request body accepted, in bytes (413 `max_body_bytes` above it)"),
     Variable("max_layers", "WEIGHTINIT_MAX_LAYERS", int, 1000, 1, 10_000,
              doc="most layers in one request document (413 `max_layers`)"),
-    Variable("max_tensors", "WEIGHTINIT_MAX_TENSORS", int, 4000, 1, 1_000_000,
-             doc="most tensors one architecture may define (413 `max_tensors`)"),
+    Variable("max_tensors", "WEIGHTINIT_MAX_TENSORS", int, 65_536, 1, 1_000_000,
+             doc="most tensors one architecture may define (413 `max_tensors`); the default admits mixture-of-experts "
+                 "models (DeepSeek-V3 has ~46k tensors); a plan costs ~0.5 ms of CPU per tensor"),
     Variable("max_json_elements", "WEIGHTINIT_MAX_JSON_ELEMENTS", int, 1 << 22, 1, 1 << 40,
              doc="most values (selected elements) in one JSON response of /v1/weights (413 `max_json_elements`); "
                  "JSON is ~3x larger than binary and built in memory"),
-    Variable("max_binary_elements", "WEIGHTINIT_MAX_BINARY_ELEMENTS", int, 1 << 30, MIN_BINARY_ELEMENTS_DEFAULT, 1 << 40,
-             doc="most values in one npy/npz/safetensors response (413 `max_binary_elements`); streamed in bounded "
-                 "memory; at least 2^29"),
+    Variable("max_binary_elements", "WEIGHTINIT_MAX_BINARY_ELEMENTS", int, 1 << 37, MIN_BINARY_ELEMENTS_DEFAULT, 1 << 40,
+             doc="most values in one npy/npz/safetensors/hf response (413 `max_binary_elements`); streamed in bounded "
+                 "memory; the default admits a 70B model whole (~1.4e8 values per second per worker: minutes of "
+                 "CPU); a Range part is held to it alone, so larger models come in parts; at least 2^29"),
     Variable("max_torch_elements", "WEIGHTINIT_MAX_TORCH_ELEMENTS", int, 1 << 25, 1, 1 << 40,
              doc="most values replayed for one `rng: torch` request: every tensor up to the last selected one, since "
                  "PyTorch's stream is sequential (413 `max_torch_elements`); ~1 s per 50M uniform, ~7 s per 50M normal"),

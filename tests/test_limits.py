@@ -27,9 +27,11 @@ def test_layer_count_is_checked_on_the_raw_document():
 def test_element_limits_per_format(fmt, limit):
     cfg = load_config(environ={})
     allowed = getattr(cfg, limit)
-    ok = plan_of({"architecture": {"layers": [{"type": "tensor", "shape": [allowed]}]}})
+    assert allowed % (1 << 20) == 0
+    exactly = {"type": "tensor", "name": "a", "shape": [allowed >> 20, 1 << 20]}  # no dimension beyond 2^31
+    ok = plan_of({"architecture": {"layers": [exactly]}})
     limits.check_elements(ok, fmt, cfg)
-    over = plan_of({"architecture": {"layers": [{"type": "tensor", "shape": [allowed + 1]}]}})
+    over = plan_of({"architecture": {"layers": [exactly, {"type": "tensor", "name": "b", "shape": [1]}]}})
     with pytest.raises(SpecError) as e:
         limits.check_elements(over, fmt, cfg)
     assert (e.value.limit, e.value.requested, e.value.allowed) == (limit, allowed + 1, allowed)

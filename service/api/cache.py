@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from ..core.plan import Plan
 from ..output.artifact import Artifact
+from ..output.options import DEFAULT as DEFAULT_OPTIONS
+from ..output.options import Options
 from ..output.report import Report
 
 #: Most entries kept, and most bytes of finished bodies held (per worker process).
@@ -50,6 +52,7 @@ class Entry:
     report: Report | None = None
     fmt: str | None = None
     media_type: str | None = None
+    options: Options = DEFAULT_OPTIONS  # safetensors metadata, hf shard size
     artifact: Artifact | None = None   # binary formats: the (lazy) artifact every request of this body shares
     json: tuple[bytes, str] | None = None  # small JSON artifacts: (body, sha-256 hex), attached once built
     over_limits: tuple = ()            # limits only a Range part can be held to (SpecErrors), checked per request

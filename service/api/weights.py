@@ -34,6 +34,7 @@ from ..core.errors import SpecError
 from ..core.linalg_identity import etag_value
 from ..core.plan import Plan
 from ..output import formats
+from ..output.options import Options
 from ..output.report import Report
 from .cache import PLAN_BYTES_PER_TENSOR, Entry, ResponseCache
 from .errors import Problem
@@ -52,8 +53,8 @@ def _key(raw: bytes) -> bytes:
     return ResponseCache.key(request.path, request.headers.get("Accept"), raw)
 
 
-def _load(raw: bytes) -> tuple[Request, str | None]:
-    """Parse and validate the posted document, once: (the typed request, its ``format``)."""
+def _load(raw: bytes) -> tuple[Request, str | None, Options]:
+    """Parse and validate the posted document, once: (the typed request, its ``format``, its output options)."""
     doc = parse_json(raw)
     limits.check_document(doc, config())
     return document.load_weights_request(doc)
@@ -84,8 +85,8 @@ def negotiate(body_format: str | None) -> tuple[str, str]:
     return formats.ACCEPTED[best], best
 
 
-def artifact_headers(plan: Plan, fmt: str) -> dict:
-    return {**immutable_headers(f'"{etag_value(plan)}-{fmt}"'),
+def artifact_headers(plan: Plan, fmt: str, options: Options) -> dict:
+    return {**immutable_headers(f'"{etag_value(plan)}-{options.tag(fmt)}"'),
             "X-Weightinit-Seed": str(plan.seed),
             "X-Weightinit-Scheme": plan.request.scheme["name"],
             "Vary": "Accept"}
@@ -98,18 +99,19 @@ def plan_view():
     cache = response_cache()
     entry = cache.get(key)
     if entry is None:  # parse, validate, plan and report once per distinct body (and Accept)
-        req, _ = _load(raw)
+        req, _, options = _load(raw)
         require_accept(JSON)
         plan = _plan(req)
-        headers = {**immutable_headers(f'"{etag_value(plan)}-plan"'), "X-Weightinit-Seed": str(plan.seed),
-                   "X-Weightinit-Scheme": plan.request.scheme["name"]}
-        entry = cache.put(key, Entry(headers, body=orjson.dumps(formats.document(Report(plan)))))
+        # The options change the totals (the sizes of safetensors and hf), so the ETag names them too.
+        headers = {**immutable_headers(f'"{etag_value(plan)}-{options.tag("plan")}"'),
+                   "X-Weightinit-Seed": str(plan.seed), "X-Weightinit-Scheme": plan.request.scheme["name"]}
+        entry = cache.put(key, Entry(headers, body=orjson.dumps(formats.document(Report(plan), options))))
     headers = dict(entry.headers)
     if matches_if_none_match(headers["ETag"]):
         return not_modified(headers)
     if entry.body is None:  # too large to keep: rebuilt (rare: a plan of thousands of tensors)
-        req, _ = _load(raw)
-        return json_response(formats.document(Report(_plan(req))), headers=headers)
+        req, _, options = _load(raw)
+        return json_response(formats.document(Report(_plan(req)), options), headers=headers)
     resp = Response(entry.body, status=200, mimetype=JSON)
     for k, v in headers.items():
         resp.headers[k] = v
@@ -123,9 +125,10 @@ def _weights_entry(raw: bytes) -> Entry:
     entry = cache.get(key)
     if entry is not None:
         return entry
-    req, body_format = _load(raw)
+    req, body_format, options = _load(raw)
     fmt, media_type = negotiate(body_format)
     plan = _plan(req)
+    formats.get(fmt).check(plan)  # a format the plan cannot take (hf without hf_config): 422 before any limit
     # A Range request is held to max_binary_elements by the values its part carries, and (rng weightinit:
     # parts draw only what they overlap) to max_matrix_flops by the whole-matrix tensors its bytes overlap,
     # both checked in the view, so that a model larger than either limit can still be fetched in parts.
@@ -142,14 +145,14 @@ def _weights_entry(raw: bytes) -> Entry:
             over.append(e)
     limits.check_torch_replay(plan, config())
     report = Report(plan)
-    entry = Entry(artifact_headers(plan, fmt), plan=plan, report=report, fmt=fmt, media_type=media_type,
-                  over_limits=tuple(over))
+    entry = Entry(artifact_headers(plan, fmt, options), plan=plan, report=report, fmt=fmt, media_type=media_type,
+                  options=options, over_limits=tuple(over))
     if fmt != "json":
         # Lazy: draws nothing yet (raises for npy with several tensors). Stateless (chunks() starts
         # afresh each call), so one Artifact serves every request of this body, Range parts included.
-        entry.artifact = formats.encode(report, fmt)
+        entry.artifact = formats.encode(report, fmt, options=options)
         entry.held = sum(len(seg) for seg in entry.artifact.segments or () if isinstance(seg, bytes))
-    entry.held += PLAN_BYTES_PER_TENSOR * len(plan.tensors) + len(report.text if fmt in ("npz", "safetensors") else "")
+    entry.held += PLAN_BYTES_PER_TENSOR * len(plan.tensors) + len(report.text if fmt in ("npz", "safetensors", "hf") else "")
     if req.rng != "weightinit":  # rng torch plans hold replay state: never shared
         return entry
     return cache.put(key, entry)
@@ -161,7 +164,7 @@ def _json_artifact(entry: Entry):
     pieces are sent as they are (joining 10+ MB of text would copy it once more)."""
     if entry.json is not None:
         return entry.json
-    artifact = formats.encode(entry.report, "json")
+    artifact = formats.encode(entry.report, "json", options=entry.options)
     if artifact.length > 1 << 20:
         return artifact
     body = b"".join(artifact.chunks())  # one bytes object already for small documents

@@ -4,6 +4,7 @@ The document is the public contract (README "The request document"; clients in o
 depend on its field names and error paths)::
 
     {"architecture": {"layers": [<layer>, ...]},      every layer type's fields: core.layers
+                  or {"hf_config": <config.json>},  a Hugging Face model: core.hf
      "scheme": "auto", "seed": 0, "dtype": "float32", "layout": "torch",
      "bias": null, "tensors": null, "rng": "weightinit"}
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from .dtypes import DTYPES
 from .fields import Choice, Field, Integer, SchemeRef, TextList
+from .hf import HFModel
 from .layers import Layer
 
 SEED_MAX = 2 ** 63  # exclusive
@@ -69,12 +71,15 @@ class Request:
     bias: object                 # a normalized spec, False (drop biases), or None (each type's default)
     tensors: tuple | None
     rng: str
+    #: The Hugging Face model the layers were built from (``architecture.hf_config``), or None.
+    hf: HFModel | None = None
 
     @property
     def document(self) -> dict:
         """The normalized document (echoed in reports, hashed into ETags)."""
         return {
-            "architecture": {"layers": [layer.echo for layer in self.layers]},
+            "architecture": ({"hf_config": self.hf.config} if self.hf is not None
+                             else {"layers": [layer.echo for layer in self.layers]}),
             "scheme": self.scheme,
             "seed": self.seed,
             "dtype": self.dtype,

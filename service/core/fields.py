@@ -13,6 +13,7 @@ one OpenAPI component (``ref``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,6 +49,28 @@ class Number(Kind):
 
     minimum: float
     maximum: float
+
+
+@dataclass(frozen=True)
+class Boolean(Kind):
+    """true or false (no 0, 1 or strings)."""
+
+
+#: A ByteSize given as text: a decimal number and a unit, any case, spaces around (what the boundary and
+#: the OpenAPI pattern both accept).
+BYTE_SIZE_PATTERN = r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([KkMmGgTt](?:[Ii])?[Bb])\s*$"
+BYTE_SIZE_TEXT = re.compile(BYTE_SIZE_PATTERN.replace("^", "").replace("$", ""))
+BYTE_SIZE_TEXT_MAX = 32
+
+
+@dataclass(frozen=True)
+class ByteSize(Kind):
+    """A size in bytes, ``minimum``..``maximum``: an integer, or a string as transformers' ``max_shard_size``
+    takes it: a number and a unit, decimal (``"5GB"`` = 5 * 10^9; KB, MB, GB, TB) or binary (``"5GiB"`` =
+    5 * 2^30; KiB, MiB, GiB, TiB)."""
+
+    minimum: int
+    maximum: int
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,18 @@ from .dtypes import to_storage
 from .errors import SpecError
 
 
+def zero_rows(t, values: np.ndarray, lo: int) -> np.ndarray:
+    """Zero the elements of ``t``'s zero rows (an embedding's padding row) among ``values``, the flat
+    elements ``[lo, lo + len(values))`` of the tensor in storage order (rows of the first axis)."""
+    if t.spec.zero_rows:
+        row = t.size // t.shape[0]
+        for r in t.spec.zero_rows:
+            a, b = max(r * row - lo, 0), min((r + 1) * row - lo, values.size)
+            if a < b:
+                values[a:b] = 0
+    return values
+
+
 class Source:
     """How one TensorPlan's values are produced."""
 
@@ -52,6 +64,7 @@ class Blockwise(Source):
         lo, hi = streams.block_bounds(t.size, b)
         buf = compute[: hi - lo]
         t.distribution.fill(streams.block_rng(t.seed, t.position, b), buf)
+        zero_rows(t, buf, lo)
         if storage is None:
             return buf
         return to_storage(buf, t.dtype, storage[: hi - lo])
@@ -94,6 +107,7 @@ class Blockwise(Source):
             lo, hi = streams.block_bounds(t.size, b)
             if not cast:
                 t.distribution.fill(streams.block_rng(t.seed, t.position, b), out[lo:hi])
+                zero_rows(t, out[lo:hi], lo)
             else:
                 self._fill_block(b, np.empty(hi - lo, t.dtype.compute), out[lo:hi])
 
@@ -130,7 +144,7 @@ class WholeMatrix(Source):
 
         values = d.draw(t.spec.torch_shape, gaussian, streams.extra_rng(t.seed, t.position))
         values = np.asarray(values, dtype=np.float64).reshape(t.spec.torch_shape).transpose(t.spec.perm)
-        return np.ascontiguousarray(values, dtype=t.dtype.compute).reshape(-1)
+        return zero_rows(t, np.ascontiguousarray(values, dtype=t.dtype.compute).reshape(-1), 0)
 
 
 class Replayed(Source):
@@ -138,8 +152,8 @@ class Replayed(Source):
         """The PyTorch-stream values, in the request's layout, storage dtype, flat."""
         t = self.t
         values, _ = t.replay.values(t)
-        values = np.ascontiguousarray(np.asarray(values, np.float32).transpose(t.spec.perm))
-        return to_storage(values.astype(t.dtype.compute, copy=False), t.dtype).reshape(-1)
+        values = np.ascontiguousarray(np.asarray(values, np.float32).transpose(t.spec.perm)).reshape(-1)
+        return to_storage(zero_rows(t, values.astype(t.dtype.compute), 0), t.dtype)
 
 
 def stream(tensors: list, parallel: bool = True):

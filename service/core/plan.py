@@ -23,6 +23,7 @@ from .document import Request
 from .dtypes import DTYPES, DType, round_scalar
 from .errors import SpecError
 from .layers import Layer, TensorSpec
+from .torch.init import refusal
 from .torch.replay import TorchReplay, predicted_exact, torch_call
 from ..version import ENGINE_VERSION
 
@@ -111,6 +112,8 @@ class TensorPlan:
             out["mode"] = self.resolved.mode
         if self.spec.fan_note:
             out["fan_note"] = self.spec.fan_note
+        if self.spec.zero_rows:
+            out["zero_rows"] = list(self.spec.zero_rows)
         if self.replay is not None:
             out["torch_call"] = torch_call(self)[2]
             out["exact"] = predicted_exact(self)
@@ -175,8 +178,11 @@ class Plan:
     def header(self) -> dict:
         """The document head every output shares (JSON, npz manifest, safetensors metadata)."""
         d = self.document
-        return {"seed": d["seed"], "scheme": d["scheme"], "bias": d["bias"], "dtype": d["dtype"], "layout": d["layout"],
-                "rng": d["rng"], "engine": engine_info(d["rng"]), "request": d}
+        head = {"seed": d["seed"], "scheme": d["scheme"], "bias": d["bias"], "dtype": d["dtype"], "layout": d["layout"],
+                "rng": d["rng"], "engine": engine_info(d["rng"])}
+        if self.request.hf is not None:  # the model: its family, class, the transformers release it follows
+            head["hf"] = self.request.hf.describe()
+        return {**head, "request": d}
 
     def layer_summary(self) -> list:
         by_layer: dict[int, list] = {}
@@ -225,8 +231,9 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
     dtype = DTYPES[d.dtype]
     specs: list[tuple[TensorSpec, Layer]] = []
     names: set[str] = set()
+    root = "architecture.hf_config" if d.hf is not None else "architecture.layers"
     for layer in d.layers:
-        where = f"architecture.layers.{layer.index}"
+        where = root if d.hf is not None else f"{root}.{layer.index}"
         kind = layers.get(layer.type)
         if layer.name in names:
             raise SpecError(f"{where}.name", f"duplicate layer name {layer.name!r}")
@@ -242,11 +249,11 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
                 raise SpecError(f"{where}.name", "'manifest' is reserved for the npz manifest")
             specs.append((ts, layer))
         if max_tensors is not None and len(specs) > max_tensors:
-            raise SpecError("architecture.layers", f"the architecture has more than {max_tensors} tensors",
+            raise SpecError(root, f"the architecture has more than {max_tensors} tensors",
                             limit="max_tensors", requested=len(specs), allowed=max_tensors)
     total = sum(ts.size for ts, _ in specs)
     if total > MAX_PLAN_ELEMENTS:
-        raise SpecError("architecture.layers", f"the architecture has {total} elements; at most 2**53 = "
+        raise SpecError(root, f"the architecture has {total} elements; at most 2**53 = "
                                                f"{MAX_PLAN_ELEMENTS} are allowed", limit="max_plan_elements",
                         requested=total if total < 2 ** 63 else None, allowed=MAX_PLAN_ELEMENTS)
     tensor_names = [s.name for s, _ in specs]
@@ -258,28 +265,37 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
     request_bias = d.bias if d.bias is not False else None
     for pos, (ts, layer) in enumerate(specs):
         where = f"architecture.layers.{layer.index}"
-        spec, by, why = policies.choose(ts, d.scheme, request_bias, layer.scheme, layer.bias)
+        # an hf_config's layers have no scheme of their own: whatever chose the scheme, the request's field did
+        scheme_field = "scheme" if d.hf is not None else f"{where}.scheme"
+        spec, by, why = policies.choose(ts, d.scheme, request_bias, layer)
         ctx = schemes.Context(ts.shape, ts.torch_shape, ts.fan_in, ts.fan_out, ts.groups, ts.gates)
+        is_bias = ts.role in ("bias", "norm_bias")
+        # the field that chose this tensor's scheme: the layer's, the request's, or (a policy's choice) the scheme
+        field_name = {"layer": f"{where}.bias" if is_bias else f"{where}.scheme",
+                      "request": "bias" if is_bias else "scheme"}.get(by, scheme_field)
         try:
             resolved = schemes.resolve(spec, ctx)
         except SpecError as e:
-            field_name = {"layer": f"{where}.scheme" if ts.role not in ("bias", "norm_bias") else f"{where}.bias",
-                          "request": "scheme" if ts.role not in ("bias", "norm_bias") else "bias"}.get(by, f"{where}.scheme")
             msg = e.message if not e.field or e.field in ("", "scheme") else f"{e.field}: {e.message}"
             raise SpecError(field_name, f"{spec['name']} on {ts.name} (shape {list(ts.shape)}): {msg}") from None
         dist = resolved.distribution
         overflow = _overflow(dist, dtype)
         if overflow:
-            field_name = {"layer": f"{where}.scheme" if ts.role not in ("bias", "norm_bias") else f"{where}.bias",
-                          "request": "scheme" if ts.role not in ("bias", "norm_bias") else "bias"}.get(by, "dtype")
-            raise SpecError(field_name, f"{spec['name']} on {ts.name}: {overflow}")
+            raise SpecError(field_name if by in ("layer", "request") else "dtype", f"{spec['name']} on {ts.name}: {overflow}")
         if isinstance(dist, WholeMatrix) and ts.size > WHOLE_MAX_ELEMENTS:
             raise SpecError(f"{where}.scheme" if by == "layer" else "scheme",
                             f"{dist.name} is drawn as a whole matrix, limited to {WHOLE_MAX_ELEMENTS} elements; "
                             f"{ts.name} has {ts.size}", limit="whole_matrix_elements", requested=ts.size,
                             allowed=WHOLE_MAX_ELEMENTS)
         warns = policies.warnings_for(ts, dist, dist.variance())
-        plans.append(TensorPlan(ts, pos, d.seed, dtype, spec, by, why, resolved, warns))
+        plan = TensorPlan(ts, pos, d.seed, dtype, spec, by, why, resolved, warns)
+        if d.rng == "torch":
+            method, _, call = torch_call(plan)
+            refused = refusal(method, ts.torch_shape)
+            if refused:
+                raise SpecError(field_name, f"{spec['name']} on {ts.name} (shape {list(ts.shape)}): rng torch replays "
+                                            f"{call.split('(')[0]}, which refuses this tensor: {refused}")
+        plans.append(plan)
     selected = plans
     if d.tensors is not None:
         chosen = selection.select(tensor_names, list(d.tensors))

@@ -14,7 +14,7 @@ from . import layers, schemes
 from .activations import Activation
 from .distributions import Constant, WholeMatrix
 from .gains import calculate_gain
-from .layers import TensorSpec
+from .layers import Layer, TensorSpec
 
 #: A weight's variance this many times below/above the recommended one draws a warning
 #: (a factor 2 in std: after 10 layers the signal is ~1000x off).
@@ -68,15 +68,51 @@ def auto_choice(t: TensorSpec) -> tuple[dict, str]:
     return spec, why
 
 
+def hf_default_choice(t: TensorSpec, layer: Layer, spec: dict) -> tuple[dict, str]:
+    """What transformers' ``_init_weights`` draws for this tensor (the layer type's
+    ``transformers_default``): std = ``initializer_range or 0.02``, where initializer_range is the
+    scheme's own parameter, else the hf_config's (``layer.init["range"]``). A model family's own rule
+    rides on ``layer.init`` (its ``why``): N(0, (initializer_range x ``factor``)^2) for the layer's
+    weight (GPT-2's Conv1D, its residual projections scaled by 1/sqrt(2 n_layer)); ``as_given``: the
+    family reads the config's initializer_range without ``or 0.02`` (GPT-2: 0.0 draws zeros)."""
+    init = layer.init or {}
+    kind = layers.get(t.layer_type)
+    given = init.get("range")
+    if spec.get("initializer_range"):
+        r = spec["initializer_range"]
+    elif init.get("as_given") and given is not None:
+        r = given
+    else:
+        r = given or DEFAULT_INITIALIZER_RANGE
+    if "why" not in init:  # no rule of the model family's own: PreTrainedModel._init_weights's
+        return kind.transformers_default(t, r)
+    factor = init.get("factor", 1.0)
+    std = r * factor
+    scale = (f"N(0, (initializer_range x {init['factor_text']})^2), std {r:g} x {factor:.6g} = {std:.6g}"
+             if "factor" in init else f"N(0, initializer_range^2), initializer_range {r:g}")
+    why = f"transformers {layers.TRANSFORMERS} {init['why']}: {scale}"
+    if std == 0 and t.role != "bias":  # normal_(std=0) writes the mean
+        return schemes.spec("zeros"), why
+    return kind.transformers_default(t, std, why)
+
+
+#: transformers' ``initializer_range or 0.02``.
+DEFAULT_INITIALIZER_RANGE = 0.02
+
 POLICIES = {
-    "auto": auto_choice,
-    "torch_default": lambda t: layers.get(t.layer_type).torch_default(t),
-    "keras_default": lambda t: layers.get(t.layer_type).keras_default(t),
+    "auto": lambda t, layer, spec: auto_choice(t),
+    "torch_default": lambda t, layer, spec: layers.get(t.layer_type).torch_default(t),
+    "keras_default": lambda t, layer, spec: layers.get(t.layer_type).keras_default(t),
+    "hf_default": hf_default_choice,
 }
 
 
-def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer_scheme, layer_bias) -> tuple[dict, str, str]:
+def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer: Layer) -> tuple[dict, str, str]:
     """(scheme spec, chosen_by, reason) for one tensor."""
+    fixed = (layer.init or {}).get("value")
+    if fixed is not None:  # the model family fixes it (gemma's RMSNorm scale 1 + w starts at w = 0)
+        return schemes.spec("constant", value=fixed), "model", layer.init["why"]
+    layer_scheme, layer_bias = layer.scheme, layer.bias
     if t.role in ("bias", "norm_bias"):
         if layer_bias is not None:
             spec, by = layer_bias, "layer"
@@ -84,7 +120,7 @@ def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer
             return schemes.spec("zeros"), "default", "normalization bias starts at 0 (shift-free)"
         elif request_bias is not None:
             spec, by = request_bias, "request"
-        elif request_scheme["name"] in ("torch_default", "keras_default"):
+        elif request_scheme["name"] in POLICIES and request_scheme["name"] != "auto":
             spec, by = request_scheme, "request"
         else:
             return schemes.spec("zeros"), "default", "biases start at zero unless `bias` says otherwise"
@@ -97,7 +133,7 @@ def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer
     else:
         spec, by = (layer_scheme, "layer") if layer_scheme is not None else (request_scheme, "request")
     if spec["name"] in POLICIES:
-        chosen, why = POLICIES[spec["name"]](t)
+        chosen, why = POLICIES[spec["name"]](t, layer, spec)
         return chosen, spec["name"], why
     return spec, by, f"{spec['name']} as requested ({by})"
 

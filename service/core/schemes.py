@@ -442,6 +442,14 @@ _POLICIES = [
            "recurrent U[+-1/sqrt(hidden)]; Embedding N(0, 1); attention in-projections Xavier uniform over (3E, E), "
            "zero biases; norms 1 and 0", "module reset_parameters()", r"\text{PyTorch defaults}", (), None,
            family="policy", torch="reset_parameters()"),
+    Scheme("hf_default", "What transformers' PreTrainedModel._init_weights does (transformers 5.23.0): Linear, Conv "
+           "and Embedding weights N(0, initializer_range^2), biases 0, norms 1 and 0, an embedding's padding row 0; "
+           "LSTM weights xavier_uniform; with an hf_config, the model family's own rules too (GPT-2's residual "
+           "projections at initializer_range / sqrt(2 n_layer), Gemma's RMSNorm at 0)",
+           "N(0, initializer_range^2) | 0 | 1 by module", r"\mathcal{N}(0, r^2)\ \text{by module}",
+           (Param("initializer_range", "number", None, minimum=0.0, maximum=1e3, exclusive_minimum=True,
+                  doc="std of the weights (default: the hf_config's `initializer_range or 0.02`, else 0.02)"),),
+           None, family="policy", paper="transformers PreTrainedModel._init_weights"),
     Scheme("keras_default", "What Keras layers do: Dense/Conv kernel glorot_uniform, bias zeros; recurrent kernel "
            "glorot_uniform, recurrent kernel orthogonal, LSTM forget-gate bias 1; Embedding U[+-0.05]; norms 1 and 0",
            "layer defaults", r"\text{Keras defaults}", (), None, family="policy", keras="layer defaults"),
@@ -451,7 +459,7 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in _PRESETS + _OTHERS + _POLICIES}
 ALIASES: dict[str, str] = {a: s.name for s in SCHEMES.values() for a in s.aliases}
 #: Every accepted name, canonical and alias: the enum of ``scheme.name`` in the API.
 ALL_NAMES: tuple[str, ...] = tuple(sorted(set(SCHEMES) | set(ALIASES)))
-POLICY_NAMES = ("auto", "torch_default", "keras_default")
+POLICY_NAMES = ("auto", "torch_default", "keras_default", "hf_default")
 
 
 def canonical_name(name: str) -> str:

@@ -14,10 +14,11 @@ from marshmallow import Schema, ValidationError
 from ..core.diagnose import DiagnoseRequest
 from ..core.document import Request
 from ..core.plan import Plan, build_plan
-from .schemas import DiagnoseRequestSchema, RequestSchema, WeightsRequestSchema
+from ..output.options import Options
+from .schemas import DiagnoseRequestSchema, OptionsSchema, RequestSchema, WeightsRequestSchema
 from .strict import instance
 
-__all__ = ["load", "load_request", "plan", "load_weights_request", "load_diagnose_request", "ValidationError",
+__all__ = ["load", "load_request", "plan", "load_weights_request", "load_diagnose_request", "load_options", "ValidationError",
            "flatten_messages", "RequestSchema", "WeightsRequestSchema", "DiagnoseRequestSchema"]
 
 
@@ -39,10 +40,17 @@ def plan(data, *, max_tensors: int | None = None) -> Plan:
     return build_plan(load_request(data), max_tensors=max_tensors)
 
 
-def load_weights_request(data) -> tuple[Request, str | None]:
-    """A ``/v1/weights`` body: (the typed request, its ``format`` or None)."""
+def load_weights_request(data) -> tuple[Request, str | None, Options]:
+    """A ``/v1/weights`` body: (the typed request, its ``format`` or None, its output options)."""
     request, added = load(data, WeightsRequestSchema)
-    return request, added.get("format")
+    return request, added.get("format"), Options(added["metadata"], added["max_shard_size"])
+
+
+def load_options(data: dict) -> Options:
+    """The output options of a ``/v1/weights`` body alone (``metadata``, ``max_shard_size``), checked as
+    the body is: what ``weightinit fetch`` needs to name the artifact's ETag."""
+    loaded = instance(OptionsSchema).load({k: data[k] for k in OptionsSchema().fields if k in data})
+    return Options(loaded["metadata"], loaded["max_shard_size"])
 
 
 def load_diagnose_request(data) -> DiagnoseRequest:

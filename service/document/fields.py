@@ -34,6 +34,15 @@ class StrictInteger(fields.Integer):
         return super()._deserialize(value, attr, data, **kw)
 
 
+class StrictBoolean(fields.Boolean):
+    """A JSON boolean: true or false, never 1, "true" or "yes"."""
+
+    def _deserialize(self, value, attr, data, **kw):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class StrictFloat(fields.Float):
     """A finite JSON number; no bools, no strings."""
 
@@ -150,6 +159,29 @@ class IntOrShortList(fields.Field):
         return value
 
 
+class ByteSizeField(fields.Field):
+    """A size in bytes (``core.fields.ByteSize``): an integer, or ``"<number><unit>"`` parsed as
+    save_pretrained parses ``max_shard_size`` (huggingface_hub ``parse_size_to_int``: KB, MB, GB, TB,
+    decimal, any case, ``int(value * unit)``), or with a binary unit (KiB, MiB, GiB, TiB)."""
+
+    UNITS = {"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40,
+             "KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9, "TB": 10 ** 12}
+    TEXT_MAX = kinds.BYTE_SIZE_TEXT_MAX
+
+    def __init__(self, minimum: int, maximum: int, **kw):
+        self.minimum, self.maximum = minimum, maximum
+        super().__init__(**kw)
+
+    def _deserialize(self, value, attr, data, **kw):
+        if isinstance(value, str) and len(value) <= self.TEXT_MAX and (m := kinds.BYTE_SIZE_TEXT.fullmatch(value)):
+            value = int(float(m.group(1)) * self.UNITS[m.group(2).upper()])
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError('must be a number of bytes, or a number and a unit: "5GB", "500MB", "2GiB"')
+        if not self.minimum <= value <= self.maximum:
+            raise ValidationError(f"must be between {self.minimum} and {self.maximum} bytes")
+        return value
+
+
 class NotApplicable(fields.Field):
     """A request-document field this document does not take (null is tolerated)."""
 
@@ -183,6 +215,10 @@ def _field(f: kinds.Field) -> fields.Field:
         return StrictInteger(validate=validate.Range(k.minimum, k.maximum), **kw)
     if isinstance(k, kinds.Number):
         return StrictFloat(validate=validate.Range(k.minimum, k.maximum), **kw)
+    if isinstance(k, kinds.Boolean):
+        return StrictBoolean(**kw)
+    if isinstance(k, kinds.ByteSize):
+        return ByteSizeField(k.minimum, k.maximum, **kw)
     if isinstance(k, kinds.Choice):
         return fields.String(validate=validate.OneOf(k.choices), **kw)
     if isinstance(k, kinds.Text):

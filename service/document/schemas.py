@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from ..core import diagnose, layers
+from ..core import diagnose, hf, layers, schemes
 from ..core import document as doc
 from ..core.fields import Choice, Field
 from ..core.fields import NAME_MAX, NAME_PATTERN, NAME_RULE
 from ..core.layers import Layer
-from ..output import formats
+from ..output import formats, options
+from .hf import HFConfigField
 from .fields import ActivationField, BoundedList, SchemeField, marshmallow_field, schema_class
 from .strict import StrictSchema, instance
 
@@ -67,7 +68,17 @@ class LayerField(fields.Field):
 
 
 class ArchitectureSchema(StrictSchema):
-    layers = BoundedList(LayerField(), required=True, length=validate.Length(1, doc.MAX_LAYERS_HARD))
+    """``{"layers": [...]}`` or ``{"hf_config": {...}}``: exactly one of the two."""
+
+    layers = BoundedList(LayerField(), length=validate.Length(1, doc.MAX_LAYERS_HARD))
+    hf_config = HFConfigField()
+
+    @validates_schema
+    def _one_of(self, data, **kw):
+        if "layers" in data and "hf_config" in data:
+            raise ValidationError("give either layers or hf_config, not both", "hf_config")
+        if "layers" not in data and "hf_config" not in data:
+            raise ValidationError("Missing data for required field.", "layers")
 
 
 def _layer(index: int, loaded: tuple) -> Layer:
@@ -82,15 +93,50 @@ _LINEAR = layers.base.Activation()
 
 class _Architecture(StrictSchema):
     architecture = fields.Nested(ArchitectureSchema, required=True)
+    #: Whether ``architecture.hf_config`` is accepted (/v1/diagnose runs layers forward: it is not).
+    takes_hf_config = True
 
-    @post_load
-    def _typed(self, data, **kw) -> tuple[doc.Request, dict]:
+    @post_load(pass_original=True)
+    def _typed(self, data, original, **kw) -> tuple[doc.Request, dict]:
         """The typed request, and the fields a schema adds to the document (``format``, diagnose's)."""
+        model = data["architecture"].get("hf_config")
+        if model is None:
+            built = tuple(_layer(i, loaded) for i, loaded in enumerate(data["architecture"]["layers"]))
+        else:
+            built = model.layers
+            data.update(_hf_defaults(self, model, original))
         request = doc.Request(
-            layers=tuple(_layer(i, loaded) for i, loaded in enumerate(data["architecture"]["layers"])),
-            scheme=data["scheme"], seed=data["seed"], dtype=data["dtype"], layout=data["layout"], bias=data["bias"],
-            tensors=tuple(data["tensors"]) if data["tensors"] is not None else None, rng=data["rng"])
+            layers=built, scheme=data["scheme"], seed=data["seed"], dtype=data["dtype"], layout=data["layout"],
+            bias=data["bias"], tensors=tuple(data["tensors"]) if data["tensors"] is not None else None,
+            rng=data["rng"], hf=model)
         return request, {k: v for k, v in data.items() if k not in doc.DOC_FIELDS}
+
+
+def _hf_defaults(schema: _Architecture, model, original: dict) -> dict:
+    """What an hf_config changes in the document: scheme ``hf_default`` and the config's dtype unless the
+    request names them; and what it cannot take (a Keras layout, the torch replay, /v1/diagnose)."""
+    if not schema.takes_hf_config:
+        raise ValidationError({"architecture": {"hf_config": [
+            "/v1/diagnose runs an architecture of layers forward; send architecture.layers"]}})
+    if original.get("layout", "torch") != "torch":
+        raise ValidationError({"layout": ["an hf_config's tensors are stored as transformers stores them: "
+                                          "layout must be torch"]})
+    if original.get("rng", "weightinit") != "weightinit":
+        raise ValidationError({"rng": ["the PyTorch replay of an hf_config (torch.manual_seed, then from_config) "
+                                       "is not built: rng must be weightinit"]})
+    out = {}
+    if "scheme" not in original:
+        out["scheme"] = schemes.normalize_spec("hf_default")
+    if "dtype" not in original:
+        named = hf.config_dtype(model.config)
+        if named is not None and model.dtype is None:
+            key = next(k for k in hf.DTYPE_KEYS if isinstance(model.config.get(k), str))
+            raise ValidationError({"architecture": {"hf_config": {key: [
+                f"{named[:32]!r} is not a dtype weightinit writes ({', '.join(doc.DTYPES)}); name the request's "
+                f"dtype to choose one"]}}})
+        if model.dtype is not None:
+            out["dtype"] = model.dtype
+    return out
 
 
 #: The request document (the public contract; see README): ``architecture``, then the declared fields.
@@ -100,8 +146,13 @@ RequestSchema = schema_class("RequestSchema", doc.FIELDS, base=_Architecture)
 FORMAT = Field("format", Choice(formats.NAMES, ref="Format"),
                doc="The output format of /v1/weights (ignored by /v1/plan); without it, the Accept header picks.")
 
-#: ``POST /v1/weights``: the request document plus an optional ``format`` (the formats registry).
-WeightsRequestSchema = schema_class("WeightsRequestSchema", (FORMAT,), base=RequestSchema)
+#: ``POST /v1/weights``: the request document plus an optional ``format`` (the formats registry) and the
+#: output options (``output.options``: safetensors ``metadata``, hf ``max_shard_size``).
+WeightsRequestSchema = schema_class("WeightsRequestSchema", (FORMAT, *options.FIELDS), base=RequestSchema)
+
+#: The output options alone (``weightinit fetch`` reads them from a document to name the artifact's ETag).
+OptionsSchema = schema_class("OptionsSchema", options.FIELDS)
 
 #: ``POST /v1/diagnose``: the request document without ``tensors``, plus schemes, batch, spatial_size.
 DiagnoseRequestSchema = schema_class("DiagnoseRequestSchema", diagnose.FIELDS, base=RequestSchema)
+DiagnoseRequestSchema.takes_hf_config = False

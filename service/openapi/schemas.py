@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..core import activations, diagnose, gains, layers, schemes
+from ..core import activations, diagnose, gains, hf, layers, schemes
 from ..core import document as doc
 from ..core import fields as kinds
 from ..core.layers import LayerType
@@ -73,6 +73,12 @@ class Components:
             return {"type": "integer", "minimum": k.minimum, "maximum": k.maximum}
         if isinstance(k, kinds.Number):
             return {"type": "number", "minimum": k.minimum, "maximum": k.maximum}
+        if isinstance(k, kinds.Boolean):
+            return {"type": "boolean"}
+        if isinstance(k, kinds.ByteSize):
+            return {"oneOf": [{"type": "integer", "minimum": k.minimum, "maximum": k.maximum},
+                              {"type": "string", "maxLength": kinds.BYTE_SIZE_TEXT_MAX, "pattern": kinds.BYTE_SIZE_PATTERN,
+                               "examples": ["5GB", "500MB", "2GiB"]}]}
         if isinstance(k, kinds.Choice):
             return {"type": "string", "enum": list(k.choices)}
         if isinstance(k, kinds.Text):
@@ -207,14 +213,42 @@ class Components:
         return schemas
 
     # ------------------------------------------------------------------ documents
-    def architecture(self, layer: Schema, description: str) -> Schema:
-        """``service.document.schemas.ArchitectureSchema``: 1..MAX_LAYERS_HARD layers."""
-        return {"type": "object", "required": ["layers"], "additionalProperties": False,
-                "properties": {"layers": {"description": description, "type": "array", "minItems": 1,
-                                          "maxItems": doc.MAX_LAYERS_HARD, "items": layer}}}
+    def architecture(self, layer: Schema, description: str, *, hf_config: bool = True) -> Schema:
+        """``service.document.schemas.ArchitectureSchema``: 1..MAX_LAYERS_HARD layers, or (not for
+        /v1/diagnose) a Hugging Face config."""
+        layers_property = {"description": description, "type": "array", "minItems": 1,
+                           "maxItems": doc.MAX_LAYERS_HARD, "items": layer}
+        if not hf_config:
+            return {"type": "object", "required": ["layers"], "additionalProperties": False,
+                    "properties": {"layers": layers_property}}
+        return {"type": "object", "additionalProperties": False,
+                "oneOf": [{"required": ["layers"]}, {"required": ["hf_config"]}],
+                "properties": {"layers": layers_property, "hf_config": self.ref("HFConfig", self.hf_config)}}
+
+    def hf_config(self) -> Schema:
+        """``service.document.hf``: a config.json object of one of the families (``core.hf``)."""
+        return {"oneOf": [self.ref(_hf_component(name), lambda f=f: self.hf_family(f), f)
+                          for name, f in hf.FAMILIES.items()],
+                "discriminator": {"propertyName": "model_type",
+                                  "mapping": {name: ref(_hf_component(name))["$ref"] for name in hf.FAMILIES}}}
+
+    def hf_family(self, f: hf.Family) -> Schema:
+        """One family's config: the keys it reads (the others are kept, never read: allowed)."""
+        declared = self.object(f.fields)
+        props = {"model_type": {"type": "string", "enum": [f.model_type]},
+                 "architectures": {"description": f"architectures[0] picks the head (default {f.base})",
+                                   "type": "array", "minItems": 1,
+                                   "prefixItems": [{"type": "string", "enum": list(f.heads)}],
+                                   "items": {"type": "string"}},
+                 **declared["properties"]}
+        out = {"type": "object", "required": ["model_type", *declared.get("required", [])], "properties": props}
+        if f.aliases:
+            out["description"] = "Also accepted: " + ", ".join(f"`{a}` for `{k}`" for a, k in f.aliases.items()) + "."
+        return out
 
     def request_document(self, added: tuple[kinds.Field, ...], layers_doc: str) -> Schema:
-        """The request document (``core.document.FIELDS``) and the fields a request adds (``format``)."""
+        """The request document (``core.document.FIELDS``) and the fields a request adds (``format``, the
+        output options)."""
         arch = self.architecture(self.ref("Layer", self.layer), layers_doc)
         return self.object((*doc.FIELDS, *added), first={"architecture": arch}, required=("architecture",))
 
@@ -222,5 +256,10 @@ class Components:
         """The diagnose document: the request document's fields with ``core.diagnose.FIELDS`` (which
         replace ``tensors`` and add the rest); its layers: the types that run forward."""
         runnable = [self.layer_component(name) for name in diagnose.RUNNABLE]
-        arch = self.architecture({"oneOf": list({r["$ref"]: r for r in runnable}.values())}, layers_doc)
+        arch = self.architecture({"oneOf": list({r["$ref"]: r for r in runnable}.values())}, layers_doc,
+                                 hf_config=False)
         return self.object((*doc.FIELDS, *diagnose.FIELDS), first={"architecture": arch}, required=("architecture",))
+
+
+def _hf_component(model_type: str) -> str:
+    return "HFConfig_" + model_type

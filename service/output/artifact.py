@@ -3,7 +3,7 @@
 Each encoder (``formats``) returns one. ``chunks()`` yields its bytes in pieces of at most one block,
 drawn as they go, so an artifact of any size streams in bounded memory; it starts afresh on each
 call. ``segments``, where every byte's value is known without the bytes before it (npy,
-safetensors), make ``byte_range`` possible: what HTTP Range requests and sharded fetches use.
+safetensors, hf), make ``byte_range`` possible: what HTTP Range requests and sharded fetches use.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from ..core.generate import stream
 from ..core.plan import Plan
 
 
@@ -23,7 +24,7 @@ class Artifact:
     filename: str
     sha256: str | None = None   # of the whole artifact, where known before sending (JSON)
     #: The artifact as consecutive pieces, each ``bytes`` or a ``TensorPlan`` (its raw data), when
-    #: every byte's value is known without the bytes before it (npy, safetensors): what makes
+    #: every byte's value is known without the bytes before it (npy, safetensors, hf): what makes
     #: ``byte_range`` possible. None for npz (its CRCs follow the data) and JSON (built whole).
     segments: tuple | None = None
 
@@ -34,7 +35,7 @@ class Artifact:
     def _spans(self):
         offset = 0
         for seg in self.segments:
-            size = len(seg) if isinstance(seg, bytes) else seg.nbytes
+            size = segment_size(seg)
             yield seg, offset, size
             offset += size
 
@@ -61,6 +62,32 @@ class Artifact:
                     yield from _tensor_bytes(seg, lo, hi, parallel)
             if offset + size >= stop:
                 return
+
+
+def segment_size(seg) -> int:
+    """The length of a segment: ``bytes``, or a tensor's raw data."""
+    return len(seg) if isinstance(seg, bytes) else seg.nbytes
+
+
+def segment_chunks(segments, parallel: bool = True) -> Iterator:
+    """The bytes of ``segments`` in order: the ``bytes`` as they are, the tensors' values drawn through
+    one prefetch pipeline across all of them (``core.generate.stream``: no pause at tensor boundaries,
+    nor at the headers between them)."""
+    tensors = [seg for seg in segments if not isinstance(seg, bytes)]
+    blocks = stream(tensors, parallel)
+    try:
+        for seg in segments:
+            if isinstance(seg, bytes):
+                yield seg
+                continue
+            left = seg.nbytes
+            while left:
+                _, block = next(blocks)
+                view = memoryview(block).cast("B")
+                left -= len(view)
+                yield view
+    finally:
+        blocks.close()  # a client gone mid-way: stop the prefetch pipeline now
 
 
 def _tensor_bytes(t, lo: int, hi: int, parallel: bool):

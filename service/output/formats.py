@@ -15,8 +15,9 @@ from typing import Callable
 
 from ..core.errors import SpecError
 from ..core.plan import Plan
-from . import jsonenc, npy, npz, safetensors
+from . import hf, jsonenc, npy, npz, safetensors
 from .artifact import Artifact
+from .options import DEFAULT, Options
 from .report import Report
 
 
@@ -27,9 +28,13 @@ class Format:
     extension: str
     binary: bool
     ranges: bool                                    # its bytes can be cut into Range parts
-    size: Callable[[Report], int | None] | None     # exact length before drawing (None: only once drawn)
-    encoder: Callable[..., Artifact]
+    size: Callable[..., int | None] | None          # (report, options): exact length before drawing, or None
+    encoder: Callable[..., Artifact]                # (report, parallel=, options=)
     also_accepted: tuple[str, ...] = ()             # other media types that select it
+    #: Whether a plan can be written in this format at all (hf: a Hugging Face config, every tensor),
+    #: and the SpecError that says why not.
+    applies: Callable[[Plan], bool] = lambda plan: True
+    check: Callable[[Plan], None] = lambda plan: None
 
     @property
     def element_limit(self) -> str:
@@ -40,11 +45,15 @@ class Format:
 #: In the server's order of preference (``Accept: */*`` gets the first).
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("json", jsonenc.MEDIA_TYPE, jsonenc.EXTENSION, binary=False, ranges=False, size=None,
-           encoder=lambda report, parallel: jsonenc.encode(report, document(report))),
-    Format("npy", npy.MEDIA_TYPE, npy.EXTENSION, binary=True, ranges=True, size=npy.size, encoder=npy.encode),
-    Format("npz", npz.MEDIA_TYPE, npz.EXTENSION, binary=True, ranges=False, size=npz.size, encoder=npz.encode),
+           encoder=lambda report, parallel, options: jsonenc.encode(report, document(report, options))),
+    Format("npy", npy.MEDIA_TYPE, npy.EXTENSION, binary=True, ranges=True, size=lambda report, options: npy.size(report),
+           encoder=lambda report, parallel, options: npy.encode(report, parallel=parallel)),
+    Format("npz", npz.MEDIA_TYPE, npz.EXTENSION, binary=True, ranges=False, size=lambda report, options: npz.size(report),
+           encoder=lambda report, parallel, options: npz.encode(report, parallel=parallel)),
     Format("safetensors", safetensors.MEDIA_TYPE, safetensors.EXTENSION, binary=True, ranges=True,
            size=safetensors.size, encoder=safetensors.encode, also_accepted=("application/octet-stream",)),
+    Format("hf", hf.MEDIA_TYPE, hf.EXTENSION, binary=True, ranges=True, size=hf.size, encoder=hf.encode,
+           applies=hf.applies, check=hf.check),
 )}
 NAMES: tuple[str, ...] = tuple(FORMATS)
 #: Media type -> format, in the server's order of preference.
@@ -64,25 +73,29 @@ def for_filename(path: str) -> Format | None:
     return next((f for f in FORMATS.values() if path.endswith(f.extension)), None)
 
 
-def totals(report: Report) -> dict:
+def totals(report: Report, options: Options = DEFAULT) -> dict:
     """The report's ``totals``: the selected tensors, their values, and the exact size of every format
-    whose size is known before drawing (npy: null unless exactly one tensor is selected)."""
+    whose size is known before drawing and that applies to the plan (npy: null unless exactly one
+    tensor is selected; hf only for a Hugging Face config)."""
     plan = report.plan
     return {"tensors": len(plan.selected), "parameters": plan.total_elements,
-            "bytes": {f.name: f.size(report) for f in FORMATS.values() if f.size is not None}}
+            "bytes": {f.name: f.size(report, options) for f in FORMATS.values()
+                      if f.size is not None and f.applies(plan)}}
 
 
-def document(report: Report) -> dict:
+def document(report: Report, options: Options = DEFAULT) -> dict:
     """The report with its totals: what ``/v1/plan`` and ``weightinit plan`` answer, and the head of
     the JSON weights."""
-    return report.document(totals(report))
+    return report.document(totals(report, options))
 
 
-def encode(report: Report, fmt: str, *, parallel: bool = True) -> Artifact:
+def encode(report: Report, fmt: str, *, parallel: bool = True, options: Options = DEFAULT) -> Artifact:
     """The artifact of ``report``'s plan in format ``fmt`` (lazy: nothing is drawn yet)."""
-    return get(fmt).encoder(report, parallel=parallel)
+    f = get(fmt)
+    f.check(report.plan)
+    return f.encoder(report, parallel=parallel, options=options)
 
 
-def artifact(plan: Plan, fmt: str, *, parallel: bool = True) -> Artifact:
+def artifact(plan: Plan, fmt: str, *, parallel: bool = True, options: Options = DEFAULT) -> Artifact:
     """``encode`` for a plan on its own (its report made here)."""
-    return encode(Report(plan), fmt, parallel=parallel)
+    return encode(report=Report(plan), fmt=fmt, parallel=parallel, options=options)

@@ -11,46 +11,56 @@ Byte layout::
     offset 8+N the tensors' little-endian C-order bytes, in architecture order,
                back to back (offsets relative to this point, tiling it with no gaps)
 
-``__metadata__.weightinit`` is the report of ``service.core.report`` without values: seed,
-scheme, engine and numpy versions, the normalized request and every tensor's theory.
+``__metadata__.weightinit`` is the report (``report.Report``) without values: seed, scheme, engine
+and numpy versions, the normalized request and every tensor's theory; with ``metadata: minimal``
+(``options``) the header has ``{"format": "pt"}`` alone. The ``hf`` format's shards are written here
+too (``file_segments``), their tensors in name order as save_pretrained writes them.
 """
 
 from __future__ import annotations
 
 import json
 
-from ..core.generate import stream
-from .artifact import Artifact, filename
+from .artifact import Artifact, filename, segment_chunks, segment_size
+from .options import DEFAULT, Options
 from .report import Report
 
 MEDIA_TYPE = "application/vnd.safetensors"
 EXTENSION = ".safetensors"
 
 
-def safetensors_header(report: Report) -> bytes:
-    head: dict = {"__metadata__": {"format": "pt", "weightinit": report.text}}
+def header(tensors: list, report_text: str | None) -> bytes:
+    """The JSON header of a file holding ``tensors`` back to back, in that order, padded to a multiple
+    of 8: ``__metadata__`` is ``{"format": "pt"}``, and the report when ``report_text`` is given."""
+    meta = {"format": "pt"} if report_text is None else {"format": "pt", "weightinit": report_text}
+    head: dict = {"__metadata__": meta}
     offset = 0
-    for t in report.plan.selected:
+    for t in tensors:
         head[t.name] = {"dtype": t.dtype.safetensors, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
         offset += t.nbytes
     raw = json.dumps(head, separators=(",", ":"), ensure_ascii=True).encode()
     return raw + b" " * (-len(raw) % 8)
 
 
-def size(report: Report) -> int:
-    return 8 + len(safetensors_header(report)) + sum(t.nbytes for t in report.plan.selected)
+def file_segments(tensors: list, report_text: str | None) -> tuple:
+    """The file as segments (``Artifact.segments``): its length prefix and header, then each tensor."""
+    h = header(tensors, report_text)
+    return (len(h).to_bytes(8, "little") + h, *tensors)
 
 
-def encode(report: Report, *, parallel: bool = True) -> Artifact:
-    selected = report.plan.selected
-    header = safetensors_header(report)
-    head = len(header).to_bytes(8, "little") + header
+def _report_text(report: Report, options: Options) -> str | None:
+    return report.text if options.metadata == "full" else None
 
-    def chunks():
-        yield head
-        # one prefetch pipeline across tensors (core.generate.stream): no pause at tensor boundaries
-        for _, block in stream(selected, parallel):
-            yield memoryview(block).cast("B")
 
-    return Artifact("safetensors", MEDIA_TYPE, len(head) + sum(t.nbytes for t in selected), chunks,
-                    filename(report.plan, EXTENSION), segments=(head, *selected))
+def safetensors_header(report: Report, options: Options = DEFAULT) -> bytes:
+    return header(report.plan.selected, _report_text(report, options))
+
+
+def size(report: Report, options: Options = DEFAULT) -> int:
+    return 8 + len(safetensors_header(report, options)) + sum(t.nbytes for t in report.plan.selected)
+
+
+def encode(report: Report, *, parallel: bool = True, options: Options = DEFAULT) -> Artifact:
+    segments = file_segments(report.plan.selected, _report_text(report, options))
+    return Artifact("safetensors", MEDIA_TYPE, sum(segment_size(s) for s in segments),
+                    lambda: segment_chunks(segments, parallel), filename(report.plan, EXTENSION), segments=segments)

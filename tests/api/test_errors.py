@@ -209,12 +209,14 @@ def test_json_element_limit_is_413_and_binary_formats_have_their_own(check_opena
 
 
 def test_binary_element_limit_is_413_without_allocating(client):
-    # 2^31 float64 elements = 16 GiB: a 413 from the plan's arithmetic, answered at once.
-    doc = {"architecture": {"layers": [{"type": "tensor", "shape": [65536, 32768]}]}, "dtype": "float64", "format": "safetensors"}
+    # 2^37 + 2^20 float64 elements = 1 TiB: a 413 from the plan's arithmetic, answered at once.
+    n = 2 ** 37 + 2 ** 20
+    doc = {"architecture": {"layers": [{"type": "tensor", "shape": [1 << 20, (1 << 17) + 1]}]}, "dtype": "float64",
+           "format": "safetensors"}
     p = assert_problem(post(client, doc=doc), 413, "limit-exceeded")
-    assert (p["limit"], p["requested"], p["allowed"]) == ("max_binary_elements", 2 ** 31, 2 ** 30)
+    assert (p["limit"], p["requested"], p["allowed"]) == ("max_binary_elements", n, 2 ** 37)
     plan = client.post("/v1/plan", json=doc)
-    assert plan.status_code == 200 and plan.get_json()["totals"]["parameters"] == 2 ** 31
+    assert plan.status_code == 200 and plan.get_json()["totals"]["parameters"] == n
 
 
 def test_binary_limit_allows_2_pow_29_elements(client):

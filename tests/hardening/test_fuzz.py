@@ -44,6 +44,9 @@ RUN_TIMEOUT = 480
 #: Limits of the fuzzed server (the spec documents each 413): requests stay cheap.
 FUZZ_LIMITS = {
     "WEIGHTINIT_MAX_JSON_ELEMENTS": "262144",
+    # the schema's examples include a real-size hf_config (Llama-2-7B): under the default binary limit
+    # (2^37, a 70B model) its weights would stream for minutes; a 413 is the answer worth fuzzing
+    "WEIGHTINIT_MAX_BINARY_ELEMENTS": "536870912",  # the configurable minimum, 2^29
     "WEIGHTINIT_MAX_TORCH_ELEMENTS": "1048576",
     "WEIGHTINIT_DIAGNOSE_MAX_COST": "100000000",
     "WEIGHTINIT_DIAGNOSE_MAX_BYTES": "67108864",

@@ -173,9 +173,13 @@ REVIEWED = {
     ("service/cli.py", "open"): "the CLI reads the request file and writes -o, both named on its command line",
     ("service/cli.py", "os.replace"): "the CLI's atomic rename of its own -o output",
     ("service/cli.py", "json.loads"): "parses the CLI's request file (JSON, no code)",
+    ("service/fetch.py", "makedirs"): "`weightinit generate/fetch -o DIR/` make the folder named on the command line",
+    ("service/fetch.py", "tarfile.open"): "`weightinit fetch -o DIR/` reads back its own download (members checked by "
+                                          "name against the hf files; unpacked by offset, never extractall)",
     ("service/fetch.py", "open"): "`weightinit fetch` reads the request file and writes -o, named on its command line",
     ("service/fetch.py", "os.replace"): "`weightinit fetch`'s atomic rename of its own -o output",
-    ("service/fetch.py", "os.unlink"): "`weightinit fetch` removes its own partial download",
+    ("service/fetch.py", "os.unlink"): "`weightinit fetch` removes its own partial download; in a -o DIR/ folder "
+                                       "named on the command line, the hf files (fixed names) of an earlier folder",
     ("service/fetch.py", "json.loads"): "parses the request file / problem bodies (JSON, no code)",
     ("service/api/http.py", "orjson.loads"): "parses request bodies: JSON, no code, depth-limited",
     ("service/api/meta.py", "read_bytes"): "reads the packaged openapi.yaml (a constant name)",
@@ -185,6 +189,10 @@ REVIEWED = {
     ("service/document/__init__.py", "load"): "marshmallow Schema.load: validation, not deserialization of code",
     ("service/document/fields.py", "load"): "marshmallow Schema.load of an activation object: validation",
     ("service/document/schemas.py", "load"): "marshmallow Schema.load of a layer object: validation",
+    ("service/openapi/build.py", "read_text"): "reads the package's own template.yaml (a fixed resource)",
+    ("service/openapi/__main__.py", "read_text"): "python -m service.openapi --check reads the openapi.yaml it compares",
+    ("service/openapi/__main__.py", "write_text"): "python -m service.openapi writes the generated openapi.yaml to the path it is given",
+    ("service/document/hf.py", "load"): "marshmallow Schema.load of an hf_config family's keys: validation",
 }
 FORBIDDEN_IMPORTS = {"pickle", "marshal", "shelve", "dill", "cloudpickle", "subprocess", "pty", "ctypes"}
 #: (file, forbidden import) -> why it is safe, reviewed like REVIEWED.

@@ -15,15 +15,16 @@ export interface paths {
         put?: never;
         /**
          * Generate the weights of a request document
-         * @description The format comes from the body's `format` (json | npy | npz | safetensors) or, when it is
-         *     absent, from the `Accept` header:
+         * @description The format comes from the body's `format` (json | npy | npz | safetensors | hf) or, when it
+         *     is absent, from the `Accept` header:
          *
          *     | format | media type | notes |
          *     | --- | --- | --- |
          *     | json | `application/json` | the plan report plus `values` (nested arrays), `empirical` and `sha256` per tensor; also for `Accept: *\/*` or no Accept |
          *     | npy | `application/x-npy` | exactly one selected tensor (select it with `tensors`); bfloat16 is stored as `<u2` bit patterns. A `.npy` cannot carry metadata: the seed and scheme are in the `X-Weightinit-Seed` / `X-Weightinit-Scheme` headers and the filename, the full theory is `POST /v1/plan` of the same document |
          *     | npz | `application/zip` | every selected tensor as `<name>.npy` plus `manifest` (the report as JSON text in a 0-d string array) |
-         *     | safetensors | `application/vnd.safetensors` or `application/octet-stream` | the report as JSON text in `__metadata__.weightinit` |
+         *     | safetensors | `application/vnd.safetensors` or `application/octet-stream` | the report as JSON text in `__metadata__.weightinit` (`metadata: minimal`: only `{"format": "pt"}`) |
+         *     | hf | `application/x-tar` | an `architecture.hf_config` document only, without `tensors` (else 422 naming `format` or `tensors`): an uncompressed POSIX tar of one folder holding `config.json` and `model.safetensors`, or the shards `model-0000k-of-0000N.safetensors` and `model.safetensors.index.json` when the tensors exceed `max_shard_size` (split as `save_pretrained` splits); every shard's header as safetensors' (`metadata`) |
          *
          *     A body `format` whose media type the `Accept` header excludes (for example `format: npz`
          *     with `Accept: application/json`) is a **406**: drop one of the two.
@@ -32,7 +33,7 @@ export interface paths {
          *     `weightinit generate REQUEST.json -o OUT.<ext>` writes. Floats in JSON are printed with
          *     the shortest text that parses back to the same value in the tensor's dtype.
          *
-         *     **Byte ranges (an extension of HTTP on POST).** `npy` and `safetensors` responses carry
+         *     **Byte ranges (an extension of HTTP on POST).** `npy`, `safetensors` and `hf` responses carry
          *     `Accept-Ranges: bytes` and honour one `Range: bytes=first-last` (also `first-` and `-suffix`)
          *     with **206 Partial Content** and `Content-Range`; a range starting past the end is **416**
          *     (`Content-Range: bytes *\/<length>`). RFC 9110 defines Range for GET only; it is honoured
@@ -302,8 +303,9 @@ export interface components {
         RequestDocument: {
             architecture: {
                 /** @description The layers in order (the configured maximum, `max_layers`, defaults to 1000; above it 413). */
-                layers: components["schemas"]["Layer"][];
-            };
+                layers?: components["schemas"]["Layer"][];
+                hf_config?: components["schemas"]["HFConfig"];
+            } & (unknown | unknown);
             /**
              * @description The scheme of every weight (default `auto`, chosen per layer from its activation).
              * @default auto
@@ -340,6 +342,17 @@ export interface components {
             rng?: "weightinit" | "torch";
             /** @description The output format of /v1/weights (ignored by /v1/plan); without it, the Accept header picks. */
             format?: components["schemas"]["Format"];
+            /**
+             * @description safetensors headers (the safetensors format and every shard of hf): `full` embeds the report (`__metadata__.weightinit`), `minimal` only {"format": "pt"}, for readers that cap the header (some C/C++ readers stop at 8 KiB).
+             * @default full
+             * @enum {string}
+             */
+            metadata?: "full" | "minimal";
+            /**
+             * @description The hf format's largest shard, in bytes or as transformers writes it ("5GB" = 5*10^9, "5GiB" = 5*2^30); default 50GB, save_pretrained's. Split as save_pretrained splits: in state_dict order, a tensor larger than the limit alone in its shard.
+             * @default 50000000000
+             */
+            max_shard_size?: number | string;
         };
         /**
          * DiagnoseRequest
@@ -424,9 +437,31 @@ export interface components {
          * @description Every layer type (the `type` of a Layer).
          * @enum {string}
          */
-        LayerType: "dense" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" | "embedding" | "rnn" | "lstm" | "gru" | "batchnorm" | "layernorm" | "attention" | "tensor" | "rmsnorm" | "groupnorm";
+        LayerType: "dense" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d" | "conv_transpose3d" | "embedding" | "rnn" | "lstm" | "gru" | "batchnorm" | "layernorm" | "attention" | "tensor" | "rmsnorm" | "groupnorm" | "hf_conv1d";
         /** @description A layer; its `type` says which fields it has (PyTorch's parameter names). */
-        Layer: components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["Conv3dLayer"] | components["schemas"]["EmbeddingLayer"] | components["schemas"]["RecurrentLayer"] | components["schemas"]["BatchNormLayer"] | components["schemas"]["LayerNormLayer"] | components["schemas"]["AttentionLayer"] | components["schemas"]["TensorLayer"] | components["schemas"]["RMSNormLayer"] | components["schemas"]["GroupNormLayer"];
+        Layer: components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["Conv3dLayer"] | components["schemas"]["EmbeddingLayer"] | components["schemas"]["RecurrentLayer"] | components["schemas"]["BatchNormLayer"] | components["schemas"]["LayerNormLayer"] | components["schemas"]["AttentionLayer"] | components["schemas"]["TensorLayer"] | components["schemas"]["RMSNormLayer"] | components["schemas"]["GroupNormLayer"] | components["schemas"]["HFConv1DLayer"];
+        /**
+         * HFConfig
+         * @description A Hugging Face `config.json` object (`architecture.hf_config`): the folder transformers'
+         *     `save_pretrained` writes for it comes back, with the same tensor names, shapes, order and dtype.
+         *     `model_type` picks the family, `architectures[0]` the head class (default: the base model).
+         *     Only the keys a family reads are checked (a missing size is a 422 naming it); the others are
+         *     kept in the folder's config.json and never read. The default scheme is `hf_default`, and the
+         *     dtype the config's `torch_dtype` / `dtype`, unless the request names them.
+         * @example {
+         *       "model_type": "llama",
+         *       "architectures": [
+         *         "LlamaForCausalLM"
+         *       ],
+         *       "vocab_size": 32000,
+         *       "hidden_size": 4096,
+         *       "intermediate_size": 11008,
+         *       "num_hidden_layers": 32,
+         *       "num_attention_heads": 32,
+         *       "torch_dtype": "bfloat16"
+         *     }
+         */
+        HFConfig: components["schemas"]["HFConfig_llama"] | components["schemas"]["HFConfig_mistral"] | components["schemas"]["HFConfig_qwen2"] | components["schemas"]["HFConfig_qwen3"] | components["schemas"]["HFConfig_gemma"] | components["schemas"]["HFConfig_gpt2"] | components["schemas"]["HFConfig_bert"];
         /**
          * @description A scheme name, or an object with `name` and that scheme's parameters.
          * @example {
@@ -442,7 +477,7 @@ export interface components {
          */
         DType: "float32" | "float64" | "float16" | "bfloat16";
         /** @enum {string} */
-        Format: "json" | "npy" | "npz" | "safetensors";
+        Format: "json" | "npy" | "npz" | "safetensors" | "hf";
         /**
          * @description A fully connected layer (PyTorch nn.Linear, Keras Dense): weight (out, in), bias (out).
          * @example {
@@ -553,11 +588,12 @@ export interface components {
             groups?: components["schemas"]["Dim"];
         };
         /**
-         * @description A lookup table (PyTorch nn.Embedding): weight (num_embeddings, embedding_dim) in both layouts, no bias; its fans follow PyTorch (fan_in = embedding_dim), as the tensor's `fan_note` says.
+         * @description A lookup table (PyTorch nn.Embedding): weight (num_embeddings, embedding_dim) in both layouts, no bias; its fans follow PyTorch (fan_in = embedding_dim), as the tensor's `fan_note` says. Checked by the service (422 naming the field): padding_idx is a row of the table.
          * @example {
          *       "type": "embedding",
          *       "num_embeddings": 100,
-         *       "embedding_dim": 16
+         *       "embedding_dim": 16,
+         *       "padding_idx": 0
          *     }
          */
         EmbeddingLayer: {
@@ -576,6 +612,8 @@ export interface components {
             bias?: false;
             num_embeddings: components["schemas"]["Dim"];
             embedding_dim: components["schemas"]["Dim"];
+            /** @description the row that is zero (PyTorch's padding_idx) */
+            padding_idx?: number;
         };
         /**
          * @description A one-layer recurrent layer (PyTorch nn.RNN / nn.LSTM / nn.GRU): weight_ih (gates*H, I), weight_hh (gates*H, H), bias_ih, bias_hh (gates*H); gates = 1, 4, 3 (rnn, lstm, gru) in PyTorch's order.
@@ -735,12 +773,286 @@ export interface components {
             num_channels: components["schemas"]["Dim"];
         };
         /**
+         * @description transformers' Conv1D (GPT-2): a Linear whose weight is stored (in_features, out_features); bias (out_features).
+         * @example {
+         *       "type": "hf_conv1d",
+         *       "in_features": 16,
+         *       "out_features": 48
+         *     }
+         */
+        HFConv1DLayer: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "hf_conv1d";
+            name?: components["schemas"]["LayerName"];
+            activation?: components["schemas"]["Activation"];
+            scheme?: components["schemas"]["SchemeSpec"];
+            bias?: components["schemas"]["LayerBias"];
+            in_features: components["schemas"]["Dim"];
+            out_features: components["schemas"]["Dim"];
+        };
+        HFConfig_llama: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            model_type: "llama";
+            /** @description architectures[0] picks the head (default LlamaModel) */
+            architectures?: [
+                "LlamaForCausalLM" | "LlamaModel"
+            ];
+            vocab_size: number;
+            hidden_size: number;
+            intermediate_size: number;
+            /** @description the number of blocks (at most 1024) */
+            num_hidden_layers: number;
+            num_attention_heads: number;
+            /** @description k and v heads (grouped-query attention); default num_attention_heads (absent or null) */
+            num_key_value_heads?: number | null;
+            /** @description default hidden_size // num_attention_heads (absent or null) */
+            head_dim?: number | null;
+            /**
+             * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
+             * @default null
+             */
+            pad_token_id?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
+            /**
+             * @description the output projection shares the input embedding (save_pretrained leaves it out)
+             * @default false
+             */
+            tie_word_embeddings?: boolean;
+            /** @default false */
+            attention_bias?: boolean;
+            /** @default false */
+            mlp_bias?: boolean;
+        };
+        HFConfig_mistral: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            model_type: "mistral";
+            /** @description architectures[0] picks the head (default MistralModel) */
+            architectures?: [
+                "MistralForCausalLM" | "MistralModel"
+            ];
+            vocab_size: number;
+            hidden_size: number;
+            intermediate_size: number;
+            /** @description the number of blocks (at most 1024) */
+            num_hidden_layers: number;
+            num_attention_heads: number;
+            /**
+             * @description k and v heads (grouped-query attention); default 8
+             * @default 8
+             */
+            num_key_value_heads?: number;
+            /** @description default hidden_size // num_attention_heads (absent or null) */
+            head_dim?: number | null;
+            /**
+             * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
+             * @default null
+             */
+            pad_token_id?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
+            /**
+             * @description the output projection shares the input embedding (save_pretrained leaves it out)
+             * @default false
+             */
+            tie_word_embeddings?: boolean;
+        };
+        HFConfig_qwen2: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            model_type: "qwen2";
+            /** @description architectures[0] picks the head (default Qwen2Model) */
+            architectures?: [
+                "Qwen2ForCausalLM" | "Qwen2Model"
+            ];
+            vocab_size: number;
+            hidden_size: number;
+            intermediate_size: number;
+            /** @description the number of blocks (at most 1024) */
+            num_hidden_layers: number;
+            num_attention_heads: number;
+            /**
+             * @description k and v heads (grouped-query attention); default 32; null: num_attention_heads
+             * @default 32
+             */
+            num_key_value_heads?: number | null;
+            /** @description default hidden_size // num_attention_heads */
+            head_dim?: number;
+            /**
+             * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
+             * @default null
+             */
+            pad_token_id?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
+            /**
+             * @description the output projection shares the input embedding (save_pretrained leaves it out)
+             * @default false
+             */
+            tie_word_embeddings?: boolean;
+        };
+        HFConfig_qwen3: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            model_type: "qwen3";
+            /** @description architectures[0] picks the head (default Qwen3Model) */
+            architectures?: [
+                "Qwen3ForCausalLM" | "Qwen3Model"
+            ];
+            vocab_size: number;
+            hidden_size: number;
+            intermediate_size: number;
+            /** @description the number of blocks (at most 1024) */
+            num_hidden_layers: number;
+            num_attention_heads: number;
+            /**
+             * @description k and v heads (grouped-query attention); default 32; null: num_attention_heads
+             * @default 32
+             */
+            num_key_value_heads?: number | null;
+            /**
+             * @description default 128
+             * @default 128
+             */
+            head_dim?: number;
+            /**
+             * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
+             * @default null
+             */
+            pad_token_id?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
+            /**
+             * @description the output projection shares the input embedding (save_pretrained leaves it out)
+             * @default false
+             */
+            tie_word_embeddings?: boolean;
+            /** @default false */
+            attention_bias?: boolean;
+        };
+        HFConfig_gemma: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            model_type: "gemma";
+            /** @description architectures[0] picks the head (default GemmaModel) */
+            architectures?: [
+                "GemmaForCausalLM" | "GemmaModel"
+            ];
+            vocab_size: number;
+            hidden_size: number;
+            intermediate_size: number;
+            /** @description the number of blocks (at most 1024) */
+            num_hidden_layers: number;
+            num_attention_heads: number;
+            /**
+             * @description k and v heads (grouped-query attention); default 16
+             * @default 16
+             */
+            num_key_value_heads?: number;
+            /**
+             * @description default 256
+             * @default 256
+             */
+            head_dim?: number;
+            /**
+             * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
+             * @default 0
+             */
+            pad_token_id?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
+            /**
+             * @description the output projection shares the input embedding (save_pretrained leaves it out)
+             * @default true
+             */
+            tie_word_embeddings?: boolean;
+            /** @default false */
+            attention_bias?: boolean;
+        };
+        /** @description Also accepted: `hidden_size` for `n_embd`, `max_position_embeddings` for `n_positions`, `num_attention_heads` for `n_head`, `num_hidden_layers` for `n_layer`. */
+        HFConfig_gpt2: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            model_type: "gpt2";
+            /** @description architectures[0] picks the head (default GPT2Model) */
+            architectures?: [
+                "GPT2LMHeadModel" | "GPT2Model"
+            ];
+            vocab_size: number;
+            n_positions: number;
+            n_embd: number;
+            /** @description the number of blocks (at most 1024) */
+            n_layer: number;
+            n_head: number;
+            /** @description the MLP's width; default 4 * n_embd (absent or null) */
+            n_inner?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
+            /**
+             * @description the output projection shares the input embedding (save_pretrained leaves it out)
+             * @default true
+             */
+            tie_word_embeddings?: boolean;
+        };
+        HFConfig_bert: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            model_type: "bert";
+            /** @description architectures[0] picks the head (default BertModel) */
+            architectures?: [
+                "BertForMaskedLM" | "BertModel"
+            ];
+            vocab_size: number;
+            hidden_size: number;
+            /** @description the number of blocks (at most 1024) */
+            num_hidden_layers: number;
+            num_attention_heads: number;
+            intermediate_size: number;
+            max_position_embeddings: number;
+            /**
+             * @description token types (segments); default 2
+             * @default 2
+             */
+            type_vocab_size?: number;
+            /**
+             * @description the token embedding's padding row, zero (negative: counted from the end, as nn.Embedding does)
+             * @default 0
+             */
+            pad_token_id?: number | null;
+            /** @description std of hf_default's N(0, std^2), default 0.02; transformers reads `initializer_range or 0.02` */
+            initializer_range?: number;
+            /**
+             * @description the output projection shares the input embedding (save_pretrained leaves it out)
+             * @default true
+             */
+            tie_word_embeddings?: boolean;
+        };
+        /**
          * @description Every registry name, canonical and alias (GET /v1/schemes).
          * @enum {string}
          */
-        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
+        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
         /** @description A scheme with its parameters (each scheme's own set; unknown parameters are rejected). */
-        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_keras_default"];
+        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"];
         /** @description Default: the layer's index ("0", "1", ...). Tensors are named `{layer}.weight`, `{layer}.bias`, ... */
         LayerName: string;
         /**
@@ -1197,6 +1509,22 @@ export interface components {
             name: "torch_default";
         };
         /**
+         * hf_default
+         * @description What transformers' PreTrainedModel._init_weights does (transformers 5.23.0): Linear, Conv and Embedding weights N(0, initializer_range^2), biases 0, norms 1 and 0, an embedding's padding row 0; LSTM weights xavier_uniform; with an hf_config, the model family's own rules too (GPT-2's residual projections at initializer_range / sqrt(2 n_layer), Gemma's RMSNorm at 0)
+         */
+        Scheme_hf_default: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "hf_default";
+            /**
+             * @description std of the weights (default: the hf_config's `initializer_range or 0.02`, else 0.02)
+             * @default null
+             */
+            initializer_range?: number | null;
+        };
+        /**
          * keras_default
          * @description What Keras layers do: Dense/Conv kernel glorot_uniform, bias zeros; recurrent kernel glorot_uniform, recurrent kernel orthogonal, LSTM forget-gate bias 1; Embedding U[+-0.05]; norms 1 and 0
          */
@@ -1312,11 +1640,12 @@ export interface components {
             tensors: number;
             /** @description Elements of the selected tensors */
             parameters: number;
-            /** @description Exact sizes of the binary artifacts (npy is null unless exactly one tensor is selected). */
+            /** @description Exact sizes of the binary artifacts for the document's `metadata` and `max_shard_size` (npy is null unless exactly one tensor is selected; hf is present only for an `architecture.hf_config` document without `tensors`, and null when the folder's headers would pass `max_hf_header_bytes`). */
             bytes: {
                 npy: number | null;
                 npz: number;
                 safetensors: number;
+                hf?: number | null;
             };
         };
         Warning: {
@@ -1537,7 +1866,7 @@ export interface components {
              * @description 413: the limit exceeded (the configuration field).
              * @enum {string}
              */
-            limit?: "max_body_bytes" | "max_layers" | "max_tensors" | "max_json_elements" | "max_binary_elements" | "max_torch_elements" | "max_matrix_flops" | "max_matrix_bytes" | "diagnose_max_batch" | "diagnose_max_cost" | "diagnose_max_bytes" | "whole_matrix_elements" | "max_plan_elements" | "max_pattern_work";
+            limit?: "max_body_bytes" | "max_layers" | "max_tensors" | "max_json_elements" | "max_binary_elements" | "max_torch_elements" | "max_matrix_flops" | "max_matrix_bytes" | "diagnose_max_batch" | "diagnose_max_cost" | "diagnose_max_bytes" | "whole_matrix_elements" | "max_plan_elements" | "max_pattern_work" | "max_hf_header_bytes";
             /** @description 413: the amount requested (null when a chunked body has no Content-Length, or when the amount is 2^63 or more: the exact number is in `detail`) */
             requested?: number | null;
             /** @description 413: the amount allowed; 400 for a header too long: its maximum length */
@@ -1850,7 +2179,7 @@ export interface components {
         };
     };
     parameters: {
-        /** @description One byte range of an npy or safetensors artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes), for example `bytes=0-1048575`. An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges. */
+        /** @description One byte range of an npy, safetensors or hf artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes), for example `bytes=0-1048575`. An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges. */
         Range: string;
         /** @description Honour `Range` only if this is the response's ETag (strong comparison), else answer the whole artifact (200): a parallel download never mixes parts of two engine versions. For example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-safetensors"`, the ETag of `POST /v1/plan` with the same document and `format`. */
         IfRange: string;
@@ -1862,7 +2191,7 @@ export interface components {
     requestBodies: never;
     headers: {
         /**
-         * @description Strong ETag: `"<fingerprint>-<format>"` (format json | npy | npz | safetensors | plan), the sha256 of the normalized request, engine version and numpy version. For a document that selects a tensor computed by LAPACK (`orthogonal`; `orthogonal_` under `rng: torch`), whose last bits can depend on the BLAS/LAPACK build and the CPU kernel it selects, the value is instead the sha256 of that fingerprint and the server's linalg identity (machine architecture; NumPy's BLAS and LAPACK name, version and configuration; OpenBLAS's run-time kernel and thread count), so two replicas whose matrices could differ never share an ETag (and `If-Range` never mixes their parts). The artifact bytes and the `Content-Disposition` file name do not depend on it.
+         * @description Strong ETag: `"<fingerprint>-<format>"` (format json | npy | npz | safetensors | hf | plan; `.minimal` and `.shard<bytes>` follow safetensors, hf and plan when the body's `metadata` and `max_shard_size` are not the defaults, since they change those bytes and the plan's totals), the sha256 of the normalized request, engine version and numpy version. For a document that selects a tensor computed by LAPACK (`orthogonal`; `orthogonal_` under `rng: torch`), whose last bits can depend on the BLAS/LAPACK build and the CPU kernel it selects, the value is instead the sha256 of that fingerprint and the server's linalg identity (machine architecture; NumPy's BLAS and LAPACK name, version and configuration; OpenBLAS's run-time kernel and thread count), so two replicas whose matrices could differ never share an ETag (and `If-Range` never mixes their parts). The artifact bytes and the `Content-Disposition` file name do not depend on it.
          * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-json"
          */
         ETag: string;
@@ -1898,7 +2227,7 @@ export interface components {
          * @example bytes 0-1048575/268435544
          */
         ContentRange: string;
-        /** @description `bytes` for npy and safetensors (byte ranges are honoured), `none` for npz; JSON responses carry none. */
+        /** @description `bytes` for npy, safetensors and hf (byte ranges are honoured), `none` for npz; JSON responses carry none. */
         AcceptRanges: "bytes" | "none";
         /**
          * @description RFC 9530, on a 206: the sha-256 of exactly this part's bytes, base64 between colons, sent before them. On every part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default), whatever the size of the whole artifact; absent on larger parts (and on every part when the bound is 0).
@@ -1911,7 +2240,7 @@ export interface components {
          */
         XWeightinitDigestMaxBytes: string;
         /**
-         * @description RFC 9530: the sha-256 of the whole representation, base64 between colons, sent before the body so a client can verify its download. Always for JSON; for npy, npz and safetensors when the artifact is at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default: built in memory first); larger artifacts stream without it (their `Content-Length` still lets a client tell a truncated download from a whole one: a failure mid-stream closes the connection short of it).
+         * @description RFC 9530: the sha-256 of the whole representation, base64 between colons, sent before the body so a client can verify its download. Always for JSON; for npy, npz, safetensors and hf when the artifact is at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default: built in memory first); larger artifacts stream without it (their `Content-Length` still lets a client tell a truncated download from a whole one: a failure mid-stream closes the connection short of it).
          * @example sha-256=:x0Qm7AMQlGYASji19zH2EpJJtGckZmK1HxQJyLj49Og=:
          */
         ReprDigest: string;
@@ -1953,7 +2282,7 @@ export interface operations {
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
                 /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
-                /** @description One byte range of an npy or safetensors artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes), for example `bytes=0-1048575`. An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges. */
+                /** @description One byte range of an npy, safetensors or hf artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes), for example `bytes=0-1048575`. An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges. */
                 Range?: components["parameters"]["Range"];
                 /** @description Honour `Range` only if this is the response's ETag (strong comparison), else answer the whole artifact (200): a parallel download never mixes parts of two engine versions. For example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-safetensors"`, the ETag of `POST /v1/plan` with the same document and `format`. */
                 "If-Range"?: components["parameters"]["IfRange"];
@@ -1990,9 +2319,10 @@ export interface operations {
                     "application/zip": string;
                     "application/vnd.safetensors": string;
                     "application/octet-stream": string;
+                    "application/x-tar": string;
                 };
             };
-            /** @description One byte range of an npy or safetensors artifact (the `Range` header, an extension on this POST: see the description), with `Content-Range` and the same ETag, `Content-Disposition` and caching headers as the whole artifact. A part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` carries `Content-Digest`, the sha-256 of exactly its bytes (built in memory first, so the server holds at most that bound for it), whatever the artifact's size; a larger part streams without it. `X-Weightinit-Digest-Max-Bytes` states the bound on every 206 (0: no part is digested), so that a client can cut its parts to it. Small artifacts (at most the bound) also carry `Repr-Digest` of the *whole* artifact, so a client that assembles the parts can verify the result. */
+            /** @description One byte range of an npy, safetensors or hf artifact (the `Range` header, an extension on this POST: see the description), with `Content-Range` and the same ETag, `Content-Disposition` and caching headers as the whole artifact. A part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` carries `Content-Digest`, the sha-256 of exactly its bytes (built in memory first, so the server holds at most that bound for it), whatever the artifact's size; a larger part streams without it. `X-Weightinit-Digest-Max-Bytes` states the bound on every 206 (0: no part is digested), so that a client can cut its parts to it. Small artifacts (at most the bound) also carry `Repr-Digest` of the *whole* artifact, so a client that assembles the parts can verify the result. */
             206: {
                 headers: {
                     "Content-Range": components["headers"]["ContentRange"];
@@ -2016,6 +2346,7 @@ export interface operations {
                     "application/x-npy": string;
                     "application/vnd.safetensors": string;
                     "application/octet-stream": string;
+                    "application/x-tar": string;
                 };
             };
             304: components["responses"]["NotModifiedArtifact"];

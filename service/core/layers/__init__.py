@@ -10,8 +10,8 @@ construction, draw order) and the diagnostics (forward). An unknown type is an e
 from __future__ import annotations
 
 from ..errors import SpecError
-from . import attention, batchnorm, conv, dense, embedding, groupnorm, layernorm, recurrent, rmsnorm, tensor
-from .base import Layer, LayerType, NormLayerType, TensorSpec
+from . import attention, batchnorm, conv, dense, embedding, groupnorm, hf_conv1d, layernorm, recurrent, rmsnorm, tensor
+from .base import TRANSFORMERS, Layer, LayerType, NormLayerType, TensorSpec
 
 _TYPES: tuple[LayerType, ...] = (
     dense.Dense(),
@@ -24,6 +24,7 @@ _TYPES: tuple[LayerType, ...] = (
     tensor.Tensor(),
     rmsnorm.RMSNorm(),
     groupnorm.GroupNorm(),
+    hf_conv1d.HFConv1D(),
 )
 REGISTRY: dict[str, LayerType] = {t.name: t for t in _TYPES}
 NAMES: tuple[str, ...] = tuple(REGISTRY)

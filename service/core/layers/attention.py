@@ -14,7 +14,7 @@ import math
 from .. import schemes
 from ..fields import Rule, dim
 from ..torch import modules
-from .base import LayerType
+from .base import TRANSFORMERS, LayerType
 
 PROJECTIONS = ("q", "k", "v", "out")
 #: named_parameters() order of the unpacked tensors: packed q, k, v weights, their biases, out_proj.
@@ -57,6 +57,14 @@ class Attention(LayerType):
         b = math.sqrt(6.0 / (e + 3 * e))
         return (schemes.spec("uniform", low=-b, high=b),
                 "PyTorch MultiheadAttention: xavier_uniform_ over the packed (3E, E) in_proj_weight")
+
+    def transformers_default(self, t, std, why=None):
+        """transformers runs MultiheadAttention's own _reset_parameters (after its out_proj, a Linear, got
+        N(0, std^2)): q, k, v as torch constructs them, every bias 0."""
+        if t.role == "weight" and t.kind == "out":
+            return super().transformers_default(t, std, why)
+        spec, reason = self.torch_default(t)
+        return spec, f"{reason} (transformers {TRANSFORMERS} _init_weights runs MultiheadAttention._reset_parameters)"
 
     def torch_construct(self, gen, layer, with_bias):
         return modules.multihead_attention(gen, layer.params["embed_dim"], layer.params["num_heads"], bias=with_bias)

@@ -43,6 +43,9 @@ class TensorSpec:
     kind: str = ""          # recurrent: ih | hh ; attention: q | k | v | out
     fan_note: str | None = None
     perm: tuple = ()        # axes taking the PyTorch view to the storage shape
+    #: Rows (of the first storage axis) that are zero whatever the scheme: an embedding's padding row,
+    #: which nn.Embedding and transformers zero (and which gets no gradient).
+    zero_rows: tuple = ()
 
     @property
     def size(self) -> int:
@@ -66,12 +69,23 @@ class Layer:
     scheme: dict | None = None        # a layer-level scheme spec (normalized) or None
     bias: Any = None                  # a layer-level bias scheme spec, False, or None
     echo: dict = field(default_factory=dict)  # the layer as the request gave it, normalized (reports echo it)
+    #: What a model family (``core.hf``) says about this layer's initialization: ``{"range": r}``, the
+    #: hf_config's initializer_range that ``hf_default`` uses unless the scheme names one; ``"why"``: the
+    #: family's own _init_weights rule draws the weight N(0, (r x ``factor``)^2) (``factor_text`` says
+    #: it; GPT-2's Conv1D, its residual projections at 1/sqrt(2 n_layer)), reading r ``as_given`` (no
+    #: ``or 0.02``) when set; ``{"value": v, "why": ...}`` fixes the values whatever the scheme (gemma's
+    #: RMSNorm starts at 0).
+    init: dict | None = None
 
 
 #: (torch parameter name, float32 array in PyTorch's shape, exact) as torch.nn modules list them.
 TorchParam = tuple[str, Any, bool]
 
 Choice = tuple[dict, str]  # (normalized scheme spec, reason)
+
+#: The transformers release whose ``_init_weights`` rules ``hf_default`` follows (and the model families of
+#: ``core.hf`` were checked against: tests/core/hf).
+TRANSFORMERS = "5.23.0"
 
 
 class LayerType:
@@ -130,6 +144,15 @@ class LayerType:
             return schemes.spec("zeros"), "Keras: bias zeros"
         return schemes.spec("xavier_uniform"), "Keras: kernel glorot_uniform"
 
+    def transformers_default(self, t: TensorSpec, std: float, why: str | None = None) -> Choice:
+        """What transformers' ``PreTrainedModel._init_weights`` draws for this tensor: weights of
+        Linear, Conv and Embedding modules N(0, std^2) with ``std = initializer_range or 0.02``, biases 0.
+        ``why``: the model family's reason when it sets ``std`` itself."""
+        if t.role == "bias":
+            return schemes.spec("zeros"), f"transformers {TRANSFORMERS} _init_weights: biases 0"
+        return (schemes.spec("normal", std=std),
+                why or f"transformers {TRANSFORMERS} _init_weights: N(0, initializer_range^2), initializer_range {std:g}")
+
     # -------------------------------------------------------------- PyTorch
     def torch_construct(self, gen, layer: Layer, with_bias: bool) -> list[TorchParam]:
         """Replay the ``torch.nn`` module's constructor on ``gen`` (a ``core.torch`` generator): its
@@ -162,6 +185,11 @@ class NormLayerType(LayerType):
         if t.role == "norm_weight":
             return schemes.spec("ones"), "Keras norms: gamma = 1"
         return schemes.spec("zeros"), "Keras: bias zeros"
+
+    def transformers_default(self, t: TensorSpec, std: float, why: str | None = None) -> Choice:
+        if t.role == "norm_weight":
+            return schemes.spec("ones"), f"transformers {TRANSFORMERS} _init_weights: norms' weight 1"
+        return schemes.spec("zeros"), f"transformers {TRANSFORMERS} _init_weights: norms' bias 0"
 
     def norm_tensors(self, layer: Layer, layout: str, with_bias: bool, shape: tuple) -> list[TensorSpec]:
         n = math.prod(shape)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..fields import Field, IntOrList, Rule, dim
 from ..torch import modules
-from .base import LayerType
+from .base import TRANSFORMERS, LayerType
 
 
 def _groups_divide(values: dict):
@@ -52,6 +52,12 @@ class Conv(LayerType):
         if with_bias:
             out.append(self.tensor(layer, "bias", "bias", (cout,), layout, fans=(w.fan_in, w.fan_out)))
         return out
+
+    def transformers_default(self, t, std, why=None):
+        if self.transposed and self.dims == 3:  # transformers' _init_weights lists ConvTranspose1d/2d, not 3d
+            spec, reason = self.torch_default(t)
+            return spec, f"{reason} (transformers {TRANSFORMERS} _init_weights leaves ConvTranspose3d as constructed)"
+        return super().transformers_default(t, std, why)
 
     def torch_construct(self, gen, layer, with_bias):
         p = layer.params

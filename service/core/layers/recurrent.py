@@ -15,7 +15,7 @@ from .. import schemes
 from ..fields import dim
 from ..gates import GATES
 from ..torch import modules
-from .base import LayerType
+from .base import TRANSFORMERS, LayerType
 
 
 class Recurrent(LayerType):
@@ -57,6 +57,14 @@ class Recurrent(LayerType):
         if t.role == "weight" and t.kind == "hh":
             return schemes.spec("orthogonal"), "Keras recurrent layers: recurrent_kernel orthogonal"
         return super().keras_default(t)
+
+    def transformers_default(self, t, std, why=None):
+        if self.name != "lstm":  # transformers' _init_weights leaves RNN and GRU as their constructor drew them
+            spec, reason = self.torch_default(t)
+            return spec, f"{reason} (transformers {TRANSFORMERS} _init_weights leaves {self.name.upper()} as constructed)"
+        if t.role == "bias":
+            return schemes.spec("zeros"), f"transformers {TRANSFORMERS} _init_weights: LSTM biases 0"
+        return schemes.spec("xavier_uniform"), f"transformers {TRANSFORMERS} _init_weights: LSTM weights xavier_uniform_"
 
     def torch_construct(self, gen, layer, with_bias):
         return modules.recurrent(gen, self.name, layer.params["input_size"], layer.params["hidden_size"],

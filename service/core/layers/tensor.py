@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import schemes
 from ..fans import keras_perm, torch_fans
 from ..fields import DimList, Field, dim
-from .base import LayerType
+from .base import TRANSFORMERS, LayerType
 
 
 class Tensor(LayerType):
@@ -33,6 +34,12 @@ class Tensor(LayerType):
         fi = layer.params.get("fan_in") or fi
         fo = layer.params.get("fan_out") or fo
         return [self.tensor(layer, "", "raw", torch_shape, layout, fans=(fi, fo))]
+
+    def transformers_default(self, t, std, why=None):
+        return schemes.spec("normal", std=std), why or (
+            f"transformers {TRANSFORMERS} PreTrainedModel._init_weights has no rule for a bare parameter (the model "
+            f"that adds one initializes it in its own _init_weights): N(0, initializer_range^2) as for Linear and "
+            f"Embedding weights, initializer_range {std:g}")
 
     def torch_values(self, layer, params, tensors):
         return {t.name: (np.zeros(t.spec.torch_shape, np.float32), True) for t in tensors}  # torch.empty: overwritten

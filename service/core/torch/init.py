@@ -27,11 +27,41 @@ _F64 = np.float64
 ORTHOGONAL_BOUND_FACTOR = 8
 
 
+#: The ranks torch.nn.init's functions accept, and what they raise for another (torch/nn/init.py).
+_RANKS = {
+    "fans": ((2, None), "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"),
+    "orthogonal_": ((2, None), "Only tensors with 2 or more dimensions are supported"),
+    "sparse_": ((2, 2), "Only tensors with 2 dimensions are supported"),
+    "eye_": ((2, 2), "Only tensors with 2 dimensions are supported"),
+    "dirac_": ((3, 5), "Only tensors with 3, 4, or 5 dimensions are supported"),
+}
+#: The functions that compute fans (kaiming_* return an empty tensor untouched before they do).
+_FANS = ("xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_")
+
+
+def refusal(method: str, shape) -> str | None:
+    """The error PyTorch raises for ``torch.nn.init.<method>`` on a tensor of this shape, or None: the
+    plan refuses such a tensor before a value is drawn (a 422, not a failure mid-stream)."""
+    shape = shape_tuple(shape)
+    if method.startswith("kaiming_") and 0 in shape:
+        return None
+    rule = _RANKS.get("fans" if method in _FANS else method)
+    if rule is None:
+        return None
+    (lo, hi), message = rule
+    return None if lo <= len(shape) and (hi is None or len(shape) <= hi) else message
+
+
+def _require(method: str, shape) -> None:
+    message = refusal(method, shape)
+    if message:
+        raise ValueError(message)
+
+
 def fans(shape) -> tuple[int, int]:
     """torch.nn.init._calculate_fan_in_and_fan_out: PyTorch refuses tensors of rank < 2."""
     shape = shape_tuple(shape)
-    if len(shape) < 2:
-        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
+    _require("xavier_uniform_", shape)
     return torch_fans(shape)
 
 
@@ -82,8 +112,7 @@ def xavier_normal_(gen: TorchCPUGenerator, shape, gain: float = 1.0) -> tuple[np
 def orthogonal_(gen: TorchCPUGenerator, shape, gain: float = 1) -> tuple[np.ndarray, bool]:
     """torch.nn.init.orthogonal_; QR in float64 LAPACK, so exact=False."""
     shape = shape_tuple(shape)
-    if len(shape) < 2:
-        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    _require("orthogonal_", shape)
     n = int(np.prod(shape, dtype=np.int64))
     if n == 0:
         return np.empty(shape, dtype=_F32), True
@@ -105,8 +134,7 @@ def orthogonal_(gen: TorchCPUGenerator, shape, gain: float = 1) -> tuple[np.ndar
 def sparse_(gen: TorchCPUGenerator, shape, sparsity: float, std: float = 0.01) -> tuple[np.ndarray, bool]:
     """torch.nn.init.sparse_: normal_ then a torch.randperm per column."""
     shape = shape_tuple(shape)
-    if len(shape) != 2:
-        raise ValueError("Only tensors with 2 dimensions are supported")
+    _require("sparse_", shape)
     rows, cols = shape
     num_zeros = math.ceil(sparsity * rows)
     values, exact = gen.normal_(shape, 0, std)
@@ -146,15 +174,13 @@ def ones_(gen: TorchCPUGenerator, shape) -> np.ndarray:
 
 def eye_(gen: TorchCPUGenerator, shape) -> np.ndarray:
     shape = shape_tuple(shape)
-    if len(shape) != 2:
-        raise ValueError("Only tensors with 2 dimensions are supported")
+    _require("eye_", shape)
     return np.eye(shape[0], shape[1], dtype=_F32)
 
 
 def dirac_(gen: TorchCPUGenerator, shape, groups: int = 1) -> np.ndarray:
     shape = shape_tuple(shape)
-    if len(shape) not in (3, 4, 5):
-        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    _require("dirac_", shape)
     if shape[0] % groups != 0:
         raise ValueError("dim 0 must be divisible by groups")
     out = np.zeros(shape, dtype=_F32)

@@ -20,6 +20,8 @@ from tests.helpers import plan_of
 
 torch = pytest.importorskip("torch", reason="torch (CPU, test-only) is installed by scripts/test-deps.sh")
 nn = torch.nn
+Conv1D = pytest.importorskip("transformers.pytorch_utils",
+                             reason="transformers (test-only) is installed by scripts/test-deps.sh").Conv1D
 
 
 def _kernel(ex, d):
@@ -34,7 +36,7 @@ TORCH_MODULES = {
         ex["in_channels"], ex["out_channels"], _kernel(ex, d), groups=ex["groups"], bias=bias))(d) for d in (1, 2, 3)},
     **{f"conv_transpose{d}d": (lambda d: lambda ex, bias: getattr(nn, f"ConvTranspose{d}d")(
         ex["in_channels"], ex["out_channels"], _kernel(ex, d), groups=ex["groups"], bias=bias))(d) for d in (1, 2, 3)},
-    "embedding": lambda ex, bias: nn.Embedding(ex["num_embeddings"], ex["embedding_dim"]),
+    "embedding": lambda ex, bias: nn.Embedding(ex["num_embeddings"], ex["embedding_dim"], ex.get("padding_idx")),
     "rnn": lambda ex, bias: nn.RNN(ex["input_size"], ex["hidden_size"], bias=bias),
     "lstm": lambda ex, bias: nn.LSTM(ex["input_size"], ex["hidden_size"], bias=bias),
     "gru": lambda ex, bias: nn.GRU(ex["input_size"], ex["hidden_size"], bias=bias),
@@ -44,7 +46,22 @@ TORCH_MODULES = {
     "tensor": None,  # nn.Parameter(torch.empty(shape)): no module, no draws
     "rmsnorm": lambda ex, bias: nn.RMSNorm(ex["normalized_shape"]),
     "groupnorm": lambda ex, bias: nn.GroupNorm(ex["num_groups"], ex["num_channels"]),
+    "hf_conv1d": lambda ex, bias: _conv1d(ex["in_features"], ex["out_features"], bias),
 }
+#: Types whose PyTorch parameter is stored as weightinit stores it, not as the PyTorch view its fans are
+#: computed on: transformers' Conv1D keeps a Linear's weight transposed, (in, out).
+STORED_TRANSPOSED = {"hf_conv1d"}
+
+
+def _conv1d(i: int, o: int, bias: bool):
+    """transformers' Conv1D(nf=out, nx=in), its bias dropped for bias: false (Conv1D always has one)."""
+    m = Conv1D(o, i)
+    if not bias:
+        del m.bias
+        m.register_parameter("bias", None)
+    return m
+
+
 #: weightinit's tensor name -> PyTorch's, where they differ (unpacked attention; one-layer recurrent).
 RENAMED = {
     "attention": lambda suffix: {"q_proj": "in_proj", "k_proj": "in_proj", "v_proj": "in_proj"}.get(
@@ -80,6 +97,11 @@ def test_tensors_are_the_modules_parameters(kind, bias):
         if kind == "attention" and suffix.split(".")[0] in ("q_proj", "k_proj", "v_proj"):
             e = layers.get(kind).example["embed_dim"]  # a third of the packed (3E, E) / (3E,) parameter
             assert t.spec.torch_shape == ((e, e) if p.ndim == 2 else (e,)) and p.shape[0] == 3 * e
+            continue
+        if kind in STORED_TRANSPOSED:
+            assert t.shape == tuple(p.shape), suffix
+            if p.ndim == 2:  # a Linear's fans: fan_in = in_features (PyTorch's rule on (in, out) would swap them)
+                assert (t.spec.fan_in, t.spec.fan_out) == tuple(p.shape), suffix
             continue
         assert t.spec.torch_shape == tuple(p.shape), suffix
         if p.ndim >= 2 and kind != "embedding":
