@@ -6,7 +6,10 @@
  * - an answer over SHOW_MAX characters is shown cut, as it came (not re-indented, not highlighted),
  *   with a link that saves all of it; its parsed copies are dropped before they reach Swagger UI's
  *   store (which would turn every number into an immutable object);
- * - a text over HIGHLIGHT_MAX characters (an answer, an example) is plain text, not highlighted;
+ * - a text over HIGHLIGHT_MAX characters (an answer or an example, as Swagger UI indents it) is plain
+ *   text, not highlighted: highlighting costs about one DOM node per token, and the default answers
+ *   of /v1/diagnose (42,000 characters indented) and /v1/schemes (29,000) took most of the time from
+ *   Execute to the rendered answer;
  * - a binary answer (Content-Disposition: attachment) is a download link: Swagger UI does that itself;
  * - a request body that names its `format` is sent with `Accept: *\/*`: the page would otherwise send
  *   the media type picked in its list (application/json by default), and a format that Accept
@@ -15,7 +18,7 @@
 (function () {
   "use strict";
   var SHOW_MAX = 100000;
-  var HIGHLIGHT_MAX = 50000;
+  var HIGHLIGHT_MAX = 16000;
 
   function cutAnswer() {
     var saved = { text: null, url: null };
