@@ -1,14 +1,16 @@
 """/docs (Swagger UI) in real headless Chromium, against the running gunicorn server.
 
 For every operation: "Try it out" -> "Execute" with its default example, and the answer is rendered
-within a bounded wait. The version badge is the service's. The requests the page sends carry no
-X-Request-ID or If-None-Match unless typed. A 2.4 MB JSON answer, and the spec documents themselves,
+within a bounded wait, highlighted only when short. The version badge is the service's. The
+requests the page sends carry no X-Request-ID or If-None-Match unless typed. A 2.4 MB JSON answer, and the spec documents themselves,
 are shown cut without locking up the page; a binary answer is a download link.
 
 Every wait has a generous timeout: nothing here measures speed. A page that locked up would time out.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import requests
@@ -20,6 +22,9 @@ pytestmark = pytest.mark.slow
 
 #: Generous: an answer is rendered well within it unless the page locks up.
 RENDER_WAIT = 60
+#: Texts up to this many characters are highlighted, longer ones are plain (its owner: init.js).
+HIGHLIGHT_MAX = int(re.search(r"var HIGHLIGHT_MAX = (\d+);",
+                              (ROOT / "service" / "static" / "docs" / "init.js").read_text()).group(1))
 
 
 def spec() -> dict:
@@ -29,6 +34,12 @@ def spec() -> dict:
 def operation_ids() -> list[tuple[str, str, str]]:
     """(tag, operationId, path) of every operation, in document order."""
     return [(op["tags"][0], op["operationId"], path) for path, item in spec()["paths"].items() for op in item.values()]
+
+
+def answers_json(operation_id: str) -> bool:
+    """Whether the operation's 200 answer (its first media type: what the page asks for) is JSON."""
+    ops = [op for item in spec()["paths"].values() for op in item.values() if op["operationId"] == operation_id]
+    return next(iter(ops[0]["responses"]["200"].get("content", {})), None) == "application/json"
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +133,9 @@ def test_every_operation_runs_its_default_example(server, docs, tag, operation_i
         assert "are shown as they came" in body.text
     else:
         assert not body.find_elements(By.CSS_SELECTOR, ".weightinit-cut")
+    if answers_json(operation_id) and path not in ("/openapi.json",):   # highlighted only when small
+        shown = body.find_element(By.CSS_SELECTOR, "pre").get_attribute("textContent")
+        assert bool(body.find_elements(By.CSS_SELECTOR, "pre span")) == (len(shown) <= HIGHLIGHT_MAX), len(shown)
     collapse(d, op)
     assert not console_errors(d)
 
