@@ -184,6 +184,7 @@ def test_a_large_json_answer_is_shown_cut_and_the_page_stays_responsive(server, 
     assert 90_000 < len(shown) < 110_000 and whole.text.startswith(shown[:1000])
     # the page still answers: a script runs
     assert d.execute_script("return document.querySelectorAll('.opblock').length") == len(operation_ids())
+    d.execute_script("arguments[0].scrollIntoView({block: 'start'})", note)
     screenshot(d, "docs-large-answer")
     collapse(d, op)
     assert not console_errors(d)
