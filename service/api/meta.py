@@ -7,6 +7,8 @@ copies), read with ``importlib.resources`` so it is found wherever the package r
 ``/docs`` is Swagger UI 5 (OpenAPI 3.1 support) from the ``flask-swagger-ui`` package's
 bundled static files, served by this app under ``/docs/``: no CDN, works offline. Its page
 loads ``/openapi.json``; a strict Content-Security-Policy allows scripts from this origin only.
+``static/docs/init.js`` sets Swagger UI up so that no answer can lock up the page (large answers
+are shown cut, large texts are not highlighted).
 
 ``/metrics`` (its own blueprint: registered only when ``WEIGHTINIT_METRICS`` is on) answers
 Prometheus's text format, ``service.api.metrics`` says what is counted.
@@ -47,6 +49,11 @@ def spec_bytes() -> bytes:
 @lru_cache(maxsize=1)
 def spec_json_bytes() -> bytes:
     return orjson.dumps(yaml.safe_load(spec_bytes()))
+
+
+@lru_cache(maxsize=1)
+def _docs_init_bytes() -> bytes:
+    return (resources.files("service") / "static" / "docs" / "init.js").read_bytes()
 
 
 @lru_cache(maxsize=1)
@@ -109,18 +116,6 @@ _PAGE = """<!DOCTYPE html>
 </html>
 """
 
-_INIT = """window.onload = function () {
-  window.ui = SwaggerUIBundle({
-    url: "/openapi.json",
-    dom_id: "#swagger-ui",
-    deepLinking: true,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
-    layout: "StandaloneLayout"
-  });
-};
-"""
-
 
 def _docs_headers(resp: Response) -> Response:
     resp.headers["Content-Security-Policy"] = DOCS_CSP
@@ -136,7 +131,7 @@ def docs():
 
 @bp.get("/docs/init.js")
 def docs_init():
-    return _docs_headers(Response(_INIT, mimetype="text/javascript"))
+    return _docs_headers(Response(_docs_init_bytes(), mimetype="text/javascript"))
 
 
 @bp.get("/docs/<name>")

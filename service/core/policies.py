@@ -8,9 +8,12 @@ the variance the rules of thumb recommend for the layer's activation.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from . import layers, schemes
+from .activations import Activation
 from .distributions import Constant, WholeMatrix
+from .gains import calculate_gain
 from .layers import Layer, TensorSpec
 
 #: A weight's variance this many times below/above the recommended one draws a warning
@@ -18,27 +21,48 @@ from .layers import Layer, TensorSpec
 WARN_FACTOR = 4.0
 
 
-def auto_choice(t: TensorSpec) -> tuple[dict, str]:
-    """The rule of thumb for the layer's activation (``core.activations``)."""
-    a = t.activation
+def rule_of_thumb(a: Activation) -> tuple[dict, str]:
+    """(the scheme spec of the rule of thumb for activation ``a``, the rule in words).
+
+    The one place the rules are written down: ``auto`` gives every weight this spec, and the
+    diagnostics' advice names it in these words, so the two never disagree.
+    """
     kind = a.kind
     if kind.rule == "he":
         slope = a.slope
         spec = schemes.spec("he_normal", negative_slope=slope)
+        return spec, f"He initialization (he_normal{f' with negative_slope {slope:g}' if slope else ''})"
+    if kind.rule == "lecun":
+        return schemes.spec("lecun_normal"), "LeCun normal (lecun_normal)"
+    if kind.auto_gain:
+        # Xavier's derivation assumes the linear regime; tanh contracts the signal a little at every
+        # layer, which PyTorch's gain 5/3 compensates (without it a 20-layer tanh net loses ~4x of std).
+        return (schemes.spec("xavier_uniform", gain=kind.auto_gain),
+                f"Xavier initialization with gain {_fraction(kind.auto_gain)} (xavier_uniform with gain {kind.auto_gain})")
+    return schemes.spec("xavier_uniform"), "Xavier initialization (xavier_uniform)"
+
+
+def _fraction(gain_name: str) -> Fraction:
+    """A rational gain as the rules write it (tanh: 5/3)."""
+    return Fraction(calculate_gain(gain_name)).limit_denominator(12)
+
+
+def auto_choice(t: TensorSpec) -> tuple[dict, str]:
+    """The rule of thumb for the layer's activation (``rule_of_thumb``), and why."""
+    a = t.activation
+    kind = a.kind
+    spec, _ = rule_of_thumb(a)
+    if kind.rule == "he":
+        slope = a.slope
         why = (f"activation {a.name} -> he_normal{f' (negative_slope {slope})' if slope else ''}: "
                "a rectifier zeroes about half of its inputs, so the weights need twice the variance (He et al. 2015)")
     elif kind.rule == "lecun":
-        spec = schemes.spec("lecun_normal")
         why = f"activation {a.name} -> lecun_normal: the initialization SELU's self-normalization assumes (Klambauer et al. 2017)"
     elif kind.auto_gain:
-        # Xavier's derivation assumes the linear regime; tanh contracts the signal a little at every
-        # layer, which PyTorch's gain 5/3 compensates (without it a 20-layer tanh net loses ~4x of std).
-        spec = schemes.spec("xavier_uniform", gain=kind.auto_gain)
-        why = (f"activation {a.name} -> xavier_uniform with gain 5/3 (PyTorch's calculate_gain('{kind.auto_gain}')): "
-               "keeps activation and gradient variance constant across layers (Glorot & Bengio 2010), the gain "
-               f"making up for {a.name}'s contraction")
+        why = (f"activation {a.name} -> xavier_uniform with gain {_fraction(kind.auto_gain)} "
+               f"(PyTorch's calculate_gain('{kind.auto_gain}')): keeps activation and gradient variance constant "
+               f"across layers (Glorot & Bengio 2010), the gain making up for {a.name}'s contraction")
     else:
-        spec = schemes.spec("xavier_uniform")
         why = (f"activation {a.name} -> xavier_uniform: keeps activation and gradient variance constant across "
                "layers for activations symmetric and linear around 0 (Glorot & Bengio 2010)")
     return spec, why

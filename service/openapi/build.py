@@ -7,8 +7,8 @@ What comes from where (the template holds everything else, and the prose of ever
   ``core.schemes``, ``core.activations``, ``core.diagnose``, the ``format`` of
   ``service.document``), with the template's title, description and example of each;
 - ``info.version``: ``ENGINE_VERSION``; ``${name}`` in any string of the template: ``placeholders``
-  (the configured defaults, the engine's fixed limits, the diagnose bounds, the formats, the
-  request headers' lengths and the request id's pattern);
+  (the engine version in the examples, the configured defaults, the engine's fixed limits, the
+  diagnose bounds, the formats, the request headers' lengths and the request id's pattern);
 - the binary media types of ``POST /v1/weights`` (200, and 206 for the formats that have ranges):
   the formats registry;
 - ``Problem``'s ``limit`` enum (the configuration's limits and ``FIXED_LIMITS``) and ``errors``
@@ -69,6 +69,7 @@ def placeholders(cfg: Config) -> dict[str, str]:
         raise ValueError("the template says one length for Range and If-Range: give each its own placeholder")
     binary_minimum = next(v.minimum for v in VARIABLES if v.field == "max_binary_elements")
     return {
+        "engine_version": ENGINE_VERSION,
         "max_body_bytes": _bytes(cfg.max_body_bytes),
         "max_layers": str(cfg.max_layers),
         "max_tensors": str(cfg.max_tensors),

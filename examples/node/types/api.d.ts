@@ -2285,25 +2285,13 @@ export interface components {
         };
     };
     parameters: {
-        /**
-         * @description One byte range of an npy, safetensors or hf artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes). An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges.
-         * @example bytes=0-1048575
-         */
+        /** @description One byte range of an npy, safetensors or hf artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes), for example `bytes=0-1048575`. An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges. */
         Range: string;
-        /**
-         * @description Honour `Range` only if this is the response's ETag (strong comparison), else answer the whole artifact (200): a parallel download never mixes parts of two engine versions.
-         * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-safetensors"
-         */
+        /** @description Honour `Range` only if this is the response's ETag (strong comparison), else answer the whole artifact (200): a parallel download never mixes parts of two engine versions. For example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-safetensors"`, the ETag of `POST /v1/plan` with the same document and `format`. */
         IfRange: string;
-        /**
-         * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
-         * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
-         */
+        /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
         IfNoneMatch: string;
-        /**
-         * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-         * @example 4f1c2b9e-trace-17
-         */
+        /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
         RequestId: string;
     };
     requestBodies: never;
@@ -2414,25 +2402,13 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
-                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
-                 */
+                /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
-                /**
-                 * @description One byte range of an npy, safetensors or hf artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes). An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges.
-                 * @example bytes=0-1048575
-                 */
+                /** @description One byte range of an npy, safetensors or hf artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes), for example `bytes=0-1048575`. An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges. */
                 Range?: components["parameters"]["Range"];
-                /**
-                 * @description Honour `Range` only if this is the response's ETag (strong comparison), else answer the whole artifact (200): a parallel download never mixes parts of two engine versions.
-                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-safetensors"
-                 */
+                /** @description Honour `Range` only if this is the response's ETag (strong comparison), else answer the whole artifact (200): a parallel download never mixes parts of two engine versions. For example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-safetensors"`, the ETag of `POST /v1/plan` with the same document and `format`. */
                 "If-Range"?: components["parameters"]["IfRange"];
             };
             path?: never;
@@ -2528,15 +2504,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
-                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
-                 */
+                /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -2609,15 +2579,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
-                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
-                 */
+                /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -2664,15 +2628,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
-                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
-                 */
+                /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
             };
             path: {
@@ -2725,10 +2683,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -2779,15 +2734,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
-                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
-                 */
+                /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -2832,15 +2781,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
-                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
-                 */
+                /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -2980,15 +2923,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
-                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
-                 */
+                /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -3101,6 +3038,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example plots.js */
                 name: "explorer.js" | "plots.js" | "explorer.css";
             };
             cookie?: never;

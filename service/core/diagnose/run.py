@@ -19,7 +19,7 @@ from .request import DiagnoseRequest, Probe, build_probe
 from .verdict import problems, warnings
 
 #: Bumped whenever a statistic, threshold or sentence changes (part of the ETag).
-DIAGNOSE_VERSION = 1
+DIAGNOSE_VERSION = 2
 #: spawn_key of the probe streams: beyond any tensor position (see ``streams``).
 PROBE_KEY = 1 << 40
 THRESHOLDS = {"band": verdict.BAND, "saturation": verdict.SATURATION_LIMIT, "tanh_saturated": measure.TANH_SATURATED,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import policies
-from ..activations import REGISTRY
+from ..activations import Activation
 from ..distributions import Constant
 
 VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "symmetric")
@@ -20,20 +20,15 @@ DEAD_WARN = 0.5
 SATURATION_WARN = 0.15
 
 
-def _rule(act_name: str) -> str:
-    if REGISTRY[act_name].rule == "he":
-        return "He initialization (he_normal), the rule for ReLU-like units"
-    if act_name == "selu":
-        return "LeCun normal (lecun_normal), the rule for SELU"
-    if act_name == "linear":
-        return "Xavier initialization (xavier_normal), the rule for linear layers"
-    return f"Xavier initialization (xavier_normal), the rule for {act_name}"
+def _rule(act: Activation) -> str:
+    """The rule of thumb for ``act`` in words, as ``auto`` applies it (``policies.rule_of_thumb``)."""
+    return f"{policies.rule_of_thumb(act)[1]}, the rule for {_for(act.name)}"
 
 
-def _hidden_activation(stages) -> str:
+def _hidden_activation(stages) -> Activation:
     """The activation most hidden layers use (the last layer's if there is only one)."""
-    names = [st.activation.name for st in (stages[:-1] or stages)]
-    return max(dict.fromkeys(names), key=names.count)
+    acts = [st.activation for st in (stages[:-1] or stages)]
+    return max(dict.fromkeys(acts), key=acts.count)
 
 
 def _for(act_name: str) -> str:
@@ -52,8 +47,9 @@ def verdict(stages, layers: list, weight_tensors: list):
     def first(problem):
         return next((i for i, lay in enumerate(layers) if problem in lay["problems"]), None)
 
-    act = _hidden_activation(stages)
-    fix = _rule(act)
+    hidden = _hidden_activation(stages)
+    act = hidden.name
+    fix = _rule(hidden)
     i = first("symmetric")
     if i is not None:
         name = layers[i]["name"]
@@ -78,7 +74,7 @@ def verdict(stages, layers: list, weight_tensors: list):
         how = f" (variance {_times(scale[0])}x the {scale[1]} variance)" if scale and scale[0] > 1.1 else ""
         why = (f"The weights are too large for {a}{how}: {100 * lay['saturated_fraction']:.0f}% of the outputs of layer "
                f"{lay['name']} are stuck near {where}, where the curve is flat, so almost no gradient gets through and "
-               f"learning stalls (use {_rule(a)}).")
+               f"learning stalls (use {_rule(stages[i].activation)}).")
         return "saturated", lay["name"], why
 
     def extreme(key, pick):
@@ -130,7 +126,7 @@ def verdict(stages, layers: list, weight_tensors: list):
     n = len(layers)
     why = (f"Activations and gradients keep their scale through all {n} layer{'s' if n > 1 else ''} (signal "
            f"{fmin:.2g}x to {fmax:.2g}x the input's, gradients {bmin:.2g}x to {bmax:.2g}x the last layer's), so every "
-           f"layer can learn; {fix.split(',')[0]} is the rule of thumb for {_for(act)}.")
+           f"layer can learn; {policies.rule_of_thumb(hidden)[1]} is the rule of thumb for {_for(act)}.")
     return "healthy", None, why
 
 

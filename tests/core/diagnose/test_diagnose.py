@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-from service.core import SpecError
+from service.core import SpecError, policies
 from service.core import diagnose as dg
 from service.core.diagnose import measure, network
 from service.core.activations import Activation
@@ -187,6 +187,26 @@ def test_sigmoid_with_xavier_still_vanishes_and_says_why():
     r = diagnose(mlp("sigmoid", depth=12, width=64, schemes=["xavier_normal"], batch=64))["results"][0]
     assert r["verdict"] == "vanishing"
     assert "1/4" in r["explanation"]
+
+
+@pytest.mark.parametrize("activation, words", [
+    ("tanh", "Xavier initialization with gain 5/3 (xavier_uniform with gain tanh)"),
+    ("relu", "He initialization (he_normal)"),
+    ({"name": "leaky_relu", "negative_slope": 0.2}, "He initialization (he_normal with negative_slope 0.2)"),
+    ("selu", "LeCun normal (lecun_normal)"),
+    ("linear", "Xavier initialization (xavier_uniform)"),
+])
+@pytest.mark.parametrize("scheme", ["auto", SMALL, "zeros"])
+def test_the_advice_names_the_scheme_auto_picks(activation, words, scheme):
+    """Healthy, vanishing or symmetric, the explanation recommends exactly what `auto` gives the layers
+    (policies.rule_of_thumb owns both), never another variant of the rule (tanh: not plain xavier_normal)."""
+    doc = mlp(activation, depth=3, width=16, schemes=[scheme], batch=16)
+    r = diagnose(doc)["results"][0]
+    assert words in r["explanation"], r["explanation"]
+    assert "xavier_normal" not in r["explanation"]
+    auto = plan_of({"architecture": doc["architecture"], "scheme": "auto"}).tensors[0].scheme
+    spec, said = policies.rule_of_thumb(Activation(**({"name": activation} if isinstance(activation, str) else activation)))
+    assert said == words and {k: auto[k] for k in spec} == spec
 
 
 # --------------------------------------------------------------------------- response shape
