@@ -17,7 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import generate, layers, policies, schemes, selection, streams
+from . import generate, layers, policies, recipes, roles, schemes, selection, streams
 from .distributions import WHOLE_MAX_ELEMENTS, MatrixWork, WholeMatrix, qr_work
 from .document import Request
 from .dtypes import DTYPES, DType, round_scalar
@@ -113,6 +113,10 @@ class TensorPlan:
             out["fan_note"] = self.spec.fan_note
         if self.spec.zero_rows:
             out["zero_rows"] = list(self.spec.zero_rows)
+        if self.spec.layer_role is not None:
+            out["layer_role"] = self.spec.layer_role
+            if roles.is_residual(self.spec.layer_role):
+                out["residual"] = True
         if self.replay is not None:
             out["torch_call"] = torch_call(self)[2]
             out["exact"] = predicted_exact(self)
@@ -262,11 +266,12 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
         raise SpecError("architecture.layers", f"two tensors would be named {dup!r}; rename a layer")
     plans = []
     request_bias = d.bias if d.bias is not False else None
+    model = recipes.Model.of(d)
     for pos, (ts, layer) in enumerate(specs):
         where = f"architecture.layers.{layer.index}"
         # an hf_config's layers have no scheme of their own: whatever chose the scheme, the request's field did
         scheme_field = "scheme" if d.hf is not None else f"{where}.scheme"
-        spec, by, why = policies.choose(ts, d.scheme, request_bias, layer)
+        spec, by, why = policies.choose(ts, d.scheme, request_bias, layer, model)
         ctx = schemes.Context(ts.shape, ts.torch_shape, ts.fan_in, ts.fan_out, ts.groups, ts.gates)
         try:
             resolved = schemes.resolve(spec, ctx)

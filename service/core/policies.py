@@ -1,6 +1,7 @@
 """Which scheme each tensor gets: the request's, the layer's, or a policy's choice.
 
-Policies (``auto``, ``torch_default``, ``keras_default``) pick per tensor; explicit schemes
+Policies (``auto``, ``torch_default``, ``keras_default``, ``hf_default``) and the recipes
+(``core.recipes``: ``gpt2``, ...) pick per tensor; explicit schemes
 apply as given. Also here: the warnings about the classic failure modes, measured against
 the variance the rules of thumb recommend for the layer's activation.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from . import layers, schemes
+from . import layers, recipes, schemes
 from .distributions import Constant, WholeMatrix
 from .layers import Layer, TensorSpec
 
@@ -75,16 +76,19 @@ def hf_default_choice(t: TensorSpec, layer: Layer, spec: dict) -> tuple[dict, st
 #: transformers' ``initializer_range or 0.02``.
 DEFAULT_INITIALIZER_RANGE = 0.02
 
+#: name -> (tensor, layer, the normalized spec, the model) -> (scheme spec, reason); the recipes too.
 POLICIES = {
-    "auto": lambda t, layer, spec: auto_choice(t),
-    "torch_default": lambda t, layer, spec: layers.get(t.layer_type).torch_default(t),
-    "keras_default": lambda t, layer, spec: layers.get(t.layer_type).keras_default(t),
-    "hf_default": hf_default_choice,
+    "auto": lambda t, layer, spec, model: auto_choice(t),
+    "torch_default": lambda t, layer, spec, model: layers.get(t.layer_type).torch_default(t),
+    "keras_default": lambda t, layer, spec, model: layers.get(t.layer_type).keras_default(t),
+    "hf_default": lambda t, layer, spec, model: hf_default_choice(t, layer, spec),
+    **{name: r.choose for name, r in recipes.REGISTRY.items()},
 }
 
 
-def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer: Layer) -> tuple[dict, str, str]:
-    """(scheme spec, chosen_by, reason) for one tensor."""
+def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer: Layer,
+           model: recipes.Model) -> tuple[dict, str, str]:
+    """(scheme spec, chosen_by, reason) for one tensor; ``model``: what the recipes read of the whole model."""
     fixed = (layer.init or {}).get("value")
     if fixed is not None:  # the model family fixes it (gemma's RMSNorm scale 1 + w starts at w = 0)
         return schemes.spec("constant", value=fixed), "model", layer.init["why"]
@@ -109,7 +113,7 @@ def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer
     else:
         spec, by = (layer_scheme, "layer") if layer_scheme is not None else (request_scheme, "request")
     if spec["name"] in POLICIES:
-        chosen, why = POLICIES[spec["name"]](t, layer, spec)
+        chosen, why = POLICIES[spec["name"]](t, layer, spec, model)
         return chosen, spec["name"], why
     return spec, by, f"{spec['name']} as requested ({by})"
 

@@ -148,7 +148,7 @@ class Scheme:
     params: tuple[Param, ...]
     build: Callable[[dict, Context], Resolved] | None
     aliases: tuple[str, ...] = ()
-    family: str = "other"      # variance_scaling | constant | random | structured | policy
+    family: str = "other"      # variance_scaling | constant | random | structured | policy | recipe
     recommended: tuple[str, ...] = ()
     keras: str | None = None
     torch: str | None = None
@@ -455,11 +455,14 @@ _POLICIES = [
            "layer defaults", r"\text{Keras defaults}", (), None, family="policy", keras="layer defaults"),
 ]
 
-SCHEMES: dict[str, Scheme] = {s.name: s for s in _PRESETS + _OTHERS + _POLICIES}
+from .recipes import REGISTRY as RECIPES  # noqa: E402  (the recipes' descriptors use Scheme and Param, above)
+
+SCHEMES: dict[str, Scheme] = {s.name: s for s in _PRESETS + _OTHERS + _POLICIES + [r.scheme for r in RECIPES.values()]}
 ALIASES: dict[str, str] = {a: s.name for s in SCHEMES.values() for a in s.aliases}
 #: Every accepted name, canonical and alias: the enum of ``scheme.name`` in the API.
 ALL_NAMES: tuple[str, ...] = tuple(sorted(set(SCHEMES) | set(ALIASES)))
-POLICY_NAMES = ("auto", "torch_default", "keras_default", "hf_default")
+#: The schemes that choose per tensor (resolved by ``core.policies``, never by ``resolve``).
+POLICY_NAMES = ("auto", "torch_default", "keras_default", "hf_default", *RECIPES)
 
 
 def canonical_name(name: str) -> str:

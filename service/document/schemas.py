@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from ..core import diagnose, hf, layers, schemes
+from ..core import diagnose, hf, layers, roles, schemes
 from ..core import document as doc
 from ..core.fields import Choice, Field
 from ..core.fields import NAME_MAX, NAME_PATTERN, NAME_RULE
@@ -35,6 +35,7 @@ class LayerBase(StrictSchema):
 def layer_schema(kind: layers.LayerType) -> type:
     """The schema of one layer type: the common fields, the type's own, and its cross-field rules."""
     attrs = {f.name: marshmallow_field(f) for f in kind.fields}
+    attrs["role"] = fields.String(validate=validate.OneOf(roles.for_type(kind.name, kind.norm)))
     if kind.rules:
         @validates_schema
         def _rules(self, data, **kw):
@@ -85,7 +86,7 @@ def _layer(index: int, loaded: tuple) -> Layer:
     t, values, echo = loaded
     params = {k: v for k, v in values.items() if k not in layers.COMMON_FIELDS}
     return Layer(index, values.get("name", str(index)), t, values.get("activation") or _LINEAR, params,
-                 scheme=values.get("scheme"), bias=values.get("bias"), echo=echo)
+                 scheme=values.get("scheme"), bias=values.get("bias"), echo=echo, role=values.get("role"))
 
 
 _LINEAR = layers.base.Activation()

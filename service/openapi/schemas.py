@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..core import activations, diagnose, gains, hf, layers, schemes
+from ..core import activations, diagnose, gains, hf, layers, roles, schemes
 from ..core import document as doc
 from ..core import fields as kinds
 from ..core.layers import LayerType
@@ -207,6 +207,9 @@ class Components:
             "bias": (self.ref("LayerBias", lambda: self.kind_schema(kinds.SchemeRef(allow_false=True)))
                      if kind.has_bias else {"description": "This layer type has no bias: only `false` is accepted.",
                                             **FALSE}),
+            "role": {"description": "What the layer does in its model, for the recipes (`core.roles`): "
+                                    + "; ".join(f"`{r}`: {roles.ROLES[r].doc}" for r in roles.for_type(kind.name, kind.norm)),
+                     "type": "string", "enum": list(roles.for_type(kind.name, kind.norm))},
         }
         if tuple(schemas) != layers.COMMON_FIELDS:
             raise ValueError(f"the common layer fields are {layers.COMMON_FIELDS}, not {tuple(schemas)}")
