@@ -17,14 +17,24 @@ from functools import cached_property
 
 import numpy as np
 
-from . import generate, layers, policies, recipes, roles, schemes, selection, streams
+from ..version import ENGINE_VERSION
+from . import (
+    generate,
+    layers,
+    policies,
+    recipes,
+    roles,
+    scheme_entry,
+    schemes,
+    selection,
+    streams,
+)
 from .distributions import WHOLE_MAX_ELEMENTS, MatrixWork, WholeMatrix, qr_work
 from .document import Request
 from .dtypes import DTYPES, DType, round_scalar
 from .errors import SpecError
 from .layers import Layer, TensorSpec
 from .torch.replay import TorchReplay, predicted_exact, torch_call
-from ..version import ENGINE_VERSION
 
 #: The most elements one architecture may hold, all tensors together (413 ``max_plan_elements``, fixed):
 #: element and byte counts then stay exact in every JSON parser (IEEE doubles) and within zip64's sizes.
@@ -52,7 +62,7 @@ class TensorPlan:
     scheme: dict
     chosen_by: str
     reason: str
-    resolved: schemes.Resolved
+    resolved: scheme_entry.Resolved
     warnings: list = field(default_factory=list)
     replay: object = None      # a TorchReplay when rng == "torch"
 
@@ -272,7 +282,7 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
         # an hf_config's layers have no scheme of their own: whatever chose the scheme, the request's field did
         scheme_field = "scheme" if d.hf is not None else f"{where}.scheme"
         spec, by, why = policies.choose(ts, d.scheme, request_bias, layer, model)
-        ctx = schemes.Context(ts.shape, ts.torch_shape, ts.fan_in, ts.fan_out, ts.groups, ts.gates)
+        ctx = scheme_entry.Context(ts.shape, ts.torch_shape, ts.fan_in, ts.fan_out, ts.groups, ts.gates)
         try:
             resolved = schemes.resolve(spec, ctx)
         except SpecError as e:

@@ -76,13 +76,21 @@ def hf_default_choice(t: TensorSpec, layer: Layer, spec: dict) -> tuple[dict, st
 #: transformers' ``initializer_range or 0.02``.
 DEFAULT_INITIALIZER_RANGE = 0.02
 
+def _recipe(recipe: recipes.Recipe):
+    """The recipe's rule, its choice normalized into the engine's memoized spec."""
+    def chosen(t: TensorSpec, layer: Layer, spec: dict, model: recipes.Model) -> tuple[dict, str]:
+        choice, why = recipe.choose(t, layer, spec, model)
+        return schemes.spec(choice.name, **dict(choice.params)), why
+    return chosen
+
+
 #: name -> (tensor, layer, the normalized spec, the model) -> (scheme spec, reason); the recipes too.
 POLICIES = {
     "auto": lambda t, layer, spec, model: auto_choice(t),
     "torch_default": lambda t, layer, spec, model: layers.get(t.layer_type).torch_default(t),
     "keras_default": lambda t, layer, spec, model: layers.get(t.layer_type).keras_default(t),
     "hf_default": lambda t, layer, spec, model: hf_default_choice(t, layer, spec),
-    **{name: r.choose for name, r in recipes.REGISTRY.items()},
+    **{name: _recipe(r) for name, r in recipes.REGISTRY.items()},
 }
 
 

@@ -29,6 +29,7 @@ from ..config import VARIABLES, Config, load_config
 from ..core import diagnose
 from ..core.distributions import WHOLE_MAX_ELEMENTS
 from ..core.plan import MAX_PLAN_ELEMENTS
+from ..core.scheme_entry import FAMILIES
 from ..core.selection import MAX_PATTERN_WORK
 from ..document.schemas import FORMAT
 from ..output.formats import FORMATS, NAMES
@@ -127,6 +128,7 @@ def build() -> dict:
     _media_types(spec["paths"]["/v1/weights"]["post"]["responses"])
     _header_lengths(components["parameters"])
     _problem(components["schemas"], cfg)
+    components["schemas"]["SchemeDescription"]["properties"]["family"]["enum"] = list(FAMILIES)
     _check_refs(spec)
     return spec
 

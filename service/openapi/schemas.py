@@ -16,7 +16,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..core import activations, diagnose, gains, hf, layers, roles, schemes
+from ..core import (
+    activations,
+    diagnose,
+    gains,
+    hf,
+    layers,
+    roles,
+    scheme_entry,
+    schemes,
+)
 from ..core import document as doc
 from ..core import fields as kinds
 from ..core.layers import LayerType
@@ -140,7 +149,7 @@ class Components:
         mapping = {n: refs[s.name]["$ref"] for s in schemes.SCHEMES.values() for n in (s.name, *s.aliases)}
         return {"oneOf": list(refs.values()), "discriminator": {"propertyName": "name", "mapping": mapping}}
 
-    def scheme(self, s: schemes.Scheme) -> Schema:
+    def scheme(self, s: scheme_entry.Scheme) -> Schema:
         """A registry scheme with its parameters: types, defaults and ranges as ``Param.check`` applies them."""
         properties = {"name": {"type": "string", "enum": [s.name, *s.aliases]}}
         for p in s.params:
@@ -151,13 +160,13 @@ class Components:
                 "type": "object", "required": ["name", *(p.name for p in s.params if p.required)],
                 "additionalProperties": False, "properties": properties}
 
-    def param(self, p: schemes.Param) -> Schema:
+    def param(self, p: scheme_entry.Param) -> Schema:
         if p.type == "boolean":
             return {"type": "boolean"}
         if p.type == "string":
             return {"type": "string", "enum": list(p.choices)}
-        lo = -schemes.MAX_MAGNITUDE if p.minimum is None else p.minimum
-        hi = schemes.MAX_MAGNITUDE if p.maximum is None else p.maximum
+        lo = -scheme_entry.MAX_MAGNITUDE if p.minimum is None else p.minimum
+        hi = scheme_entry.MAX_MAGNITUDE if p.maximum is None else p.maximum
         bounds = {("exclusiveMinimum" if p.exclusive_minimum else "minimum"): lo,
                   ("exclusiveMaximum" if p.exclusive_maximum else "maximum"): hi}
         if p.type == "gain":

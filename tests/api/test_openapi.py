@@ -14,12 +14,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from service.config import load_config
-from service.core.distributions import WHOLE_MAX_ELEMENTS
 from service.core.activations import NAMES as ACTIVATIONS
+from service.core.distributions import WHOLE_MAX_ELEMENTS
+from service.core.fields import MISSING
 from service.core.gains import GAIN_NAMES
 from service.core.layers import COMMON_FIELDS, REGISTRY
-from service.core.fields import MISSING
-from service.core.schemes import ALL_NAMES, MAX_MAGNITUDE, SCHEMES
+from service.core.scheme_entry import MAX_MAGNITUDE
+from service.core.schemes import ALL_NAMES, SCHEMES
 from service.output.formats import FORMATS
 from service.version import ENGINE_VERSION
 

@@ -9,8 +9,8 @@ recipes' descriptors use them); the recipes reach the rest of ``core.schemes`` o
 from __future__ import annotations
 
 from . import gpt2
-from .base import Model, Recipe
+from .base import Choice, Model, Recipe, use
 
 REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (gpt2.RECIPE,)}
 
-__all__ = ["REGISTRY", "Model", "Recipe"]
+__all__ = ["REGISTRY", "Choice", "Model", "Recipe", "use"]

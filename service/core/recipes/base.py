@@ -3,9 +3,11 @@ that chooses per tensor from the tensor's role in its model (``core.roles``), li
 policies (``core.policies``) but reading the whole model: how many residual branches it has, how wide
 it is.
 
-A recipe's ``choose(t, spec, model)`` returns ``(scheme spec, reason)`` for a weight or raw tensor:
-an ordinary registry scheme (``normal``, ``zeros``, ``he_normal``, ...) that the engine then resolves
-and draws, and the reason the tensor's ``reason`` reports. Biases get ``bias`` (default: zeros, as
+A recipe's ``choose(t, layer, spec, model)`` returns ``(Choice, reason)`` for a weight or raw tensor:
+an ordinary registry scheme (``normal``, ``zeros``, ``he_normal``, ...) with its parameters, which
+``core.policies`` normalizes and the engine resolves and draws, and the reason the tensor's
+``reason`` reports. (A recipe names the scheme rather than normalizing it itself: ``core.schemes``
+lists the recipes, so they cannot import it.) Biases get ``bias`` (default: zeros, as
 every recipe here starts them) and norm layers keep 1 and 0 (``core.policies.choose`` sees to both).
 Each recipe lives in a file of its own with its formula, reasoning and paper in its docstring and in
 its ``Scheme`` (``GET /v1/schemes``), and names the reference implementation its tests check it
@@ -15,13 +17,10 @@ against.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 from .. import roles
-from ..schemes import Scheme
-
-if TYPE_CHECKING:  # core.layers imports core.schemes, which imports this package: names for annotations only
-    from ..layers import Layer, TensorSpec
+from ..scheme_entry import Scheme
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,22 @@ class Model:
         return cls(residual, sum(1 for r in layer_roles if r == "attn_out"), None, layer_roles)
 
 
-#: (weight tensor, the request's normalized recipe spec, the model) -> (scheme spec, reason)
-Choose = Callable[["TensorSpec", "Layer", dict, Model], tuple[dict, str]]
+@dataclass(frozen=True)
+class Choice:
+    """A registry scheme and its parameters, as a recipe picks it for one tensor."""
+
+    name: str
+    params: tuple = ()  # sorted (name, value) pairs: hashable, like the memoized specs they become
+
+
+def use(name: str, **params) -> Choice:
+    return Choice(name, tuple(sorted(params.items())))
+
+
+#: (weight tensor (core.layers.TensorSpec), its Layer, the request's normalized recipe spec, the model)
+#: -> (Choice, reason). The layers are not imported here: core.layers imports core.schemes, which lists
+#: the recipes.
+Choose = Callable[[Any, Any, dict, Model], tuple[Choice, str]]
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import math
 
-from .. import schemes
 from ..roles import is_residual
-from ..schemes import Param, Scheme
-from .base import Model, Recipe
+from ..scheme_entry import Param, Scheme
+from .base import Model, Recipe, use
 
 PAPER = "Radford et al. 2019, Language Models are Unsupervised Multitask Learners (section 2.3)"
 
@@ -40,15 +39,15 @@ def depth(spec: dict, model: Model) -> tuple[int | None, str]:
 def choose(t, layer, spec: dict, model: Model) -> tuple[dict, str]:
     std = spec["std"]
     if t.role == "bias":
-        return schemes.spec("zeros"), "gpt2: biases start at 0"
+        return use("zeros"), "gpt2: biases start at 0"
     n, source = depth(spec, model)
     if is_residual(t.layer_role) and n:
         scaled = std / math.sqrt(n)
-        return (schemes.spec("normal", std=scaled),
+        return (use("normal", std=scaled),
                 f"gpt2: a residual branch's output projection, N(0, (std / sqrt(2 n_layer))^2) = "
                 f"N(0, ({std:g} / sqrt({n}))^2), std {scaled:.6g}, with {source}: the stream sums 2 n_layer branches")
     what = "no layer has a residual role, so nothing is depth-scaled; " if not n else ""
-    return schemes.spec("normal", std=std), f"gpt2: {what}N(0, std^2), std {std:g}"
+    return use("normal", std=std), f"gpt2: {what}N(0, std^2), std {std:g}"
 
 
 RECIPE = Recipe(
