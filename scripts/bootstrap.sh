@@ -20,7 +20,8 @@ if ! command -v cc >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >
     echo "bootstrap: could not install gcc; normals will be drawn by the NumPy reference (same bytes, slower)" >&2
 fi
 stamp="$VENV/.weightinit-installed"
-inputs=("$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/service/core/_ziggurat.c" "$ROOT/service/output/_f32text.c")
+inputs=("$ROOT/scripts/bootstrap.sh" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/service/core/_ziggurat.c"
+        "$ROOT/service/output/_f32text.c")
 constraints=()
 if [ -f "$ROOT/requirements.lock" ]; then
   inputs+=("$ROOT/requirements.lock")
@@ -29,6 +30,10 @@ fi
 want="$(cat "${inputs[@]}" | sha256sum | cut -d' ' -f1)-${WEIGHTINIT_EXTRAS:-}"
 built=("$ROOT"/service/core/_ziggurat*.so)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || { command -v cc >/dev/null 2>&1 && [ ! -f "${built[0]}" ]; }; then
-  "$PY" -m pip install -q -e "$ROOT${WEIGHTINIT_EXTRAS:+[$WEIGHTINIT_EXTRAS]}" "${constraints[@]}"
+  # The build backend first, at the lock's version: a new venv comes with ensurepip's setuptools
+  # (65.5 on Python 3.11), which the lock does not list and which cannot build this pyproject.toml.
+  # The project is then built with it (no isolated build environment), as the Dockerfile builds it.
+  "$PY" -m pip install -q setuptools "${constraints[@]}"
+  "$PY" -m pip install -q --no-build-isolation -e "$ROOT${WEIGHTINIT_EXTRAS:+[$WEIGHTINIT_EXTRAS]}" "${constraints[@]}"
   echo "$want" >"$stamp"
 fi

@@ -6,9 +6,10 @@ the versions installed in the running interpreter's environment, plus the build 
 (setuptools) the container builds the wheel with. It is used as a *constraints* file:
 
 - by the Dockerfile (``pip install -r requirements.lock``, then the project with ``--no-deps``),
-- by scripts/bootstrap.sh (``pip install -e .[dev] -c requirements.lock``), so the test venv
-  runs exactly the versions the image ships, and an artifact from the image is byte-for-byte
-  the CLI's (artifacts name the NumPy version they were made with).
+- by scripts/bootstrap.sh (``pip install setuptools -c requirements.lock``, then
+  ``pip install --no-build-isolation -e .[dev] -c requirements.lock``), so the test venv runs
+  exactly the versions the image ships, build backend included, and an artifact from the image is
+  byte-for-byte the CLI's (artifacts name the NumPy version they were made with).
 
     .venv/bin/python scripts/lock.py           # rewrite requirements.lock from .venv
     .venv/bin/python scripts/lock.py --check   # exit 1 and print the difference if stale

@@ -19,7 +19,7 @@ from . import document
 from .core import SpecError, build_plan
 from .core.schemes import SCHEMES
 from .document import ValidationError, flatten_messages
-from .fetch import MIB, PART_SIZE, BadURL, FetchError, fetch, unpack_hf
+from .fetch import MIB, PART_SIZE, BadURL, FetchError, PartialFile, fetch, fetch_folder, make_folder, place
 from .output import formats, hf
 from .output.artifact import segment_chunks
 from .output.report import Report
@@ -34,7 +34,11 @@ class CLIError(Exception):
 
 def _read_document(path: str) -> dict:
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+        if path == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
     except OSError as e:
         raise CLIError(f"cannot read {path}: {e.strerror}") from None
     try:
@@ -100,7 +104,10 @@ def cmd_generate(args) -> int:
 
 def _generate_folder(plan, fmt: str, options, directory: str) -> int:
     """``-o DIR/``: the hf format's folder itself (config.json, the shards, their index): the files the
-    tar of ``POST /v1/weights`` holds, byte for byte."""
+    tar of ``POST /v1/weights`` holds, byte for byte. Each is written to a partial file first (never
+    through a symlink), and all are renamed into place once all are written; the files of an earlier
+    folder that this one does not hold are removed (``fetch.place``). A failure to write leaves no
+    partial file: one line, exit code 1."""
     if fmt != "hf":
         raise CLIError(f"{directory!r} is a folder: only the hf format writes one (the document asks for {fmt!r})")
     report = Report(plan)
@@ -108,16 +115,27 @@ def _generate_folder(plan, fmt: str, options, directory: str) -> int:
         files = hf.folder(report, options)
     except SpecError as e:
         raise CLIError(str(e)) from None
-    os.makedirs(directory, exist_ok=True)
-    for f in files:
-        path = os.path.join(directory, f.name)
-        with open(path + ".partial", "wb") as out:
+    written: dict[str, PartialFile] = {}
+    try:
+        make_folder(directory)
+        for f in files:
+            out = written[f.name] = PartialFile(os.path.join(directory, f.name))
+            out.reserve(f.size)
+            at = 0
             for chunk in segment_chunks(f.segments):
-                out.write(chunk)
-        os.replace(path + ".partial", path)
+                out.write(chunk, at, f.name)
+                at += memoryview(chunk).nbytes
+        removed = place(directory, list(written.values()))
+    except FetchError as e:
+        print(f"weightinit: generate failed: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for out in written.values():
+            out.discard()
     total = sum(f.size for f in files)
-    print(f"wrote {directory} (hf: {', '.join(f.name for f in files)}; {total} bytes, {len(plan.selected)} tensors)",
-          file=sys.stderr)
+    stale = f"; removed the earlier folder's {', '.join(removed)}" if removed else ""
+    print(f"wrote {directory} (hf: {', '.join(f.name for f in files)}; {total} bytes, {len(plan.selected)} tensors"
+          f"{stale})", file=sys.stderr)
     return 0
 
 
@@ -143,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="write the weights of a request document to a file")
     g.add_argument("request", help="request document (JSON file, or - for stdin)")
     g.add_argument("-o", "--output", required=True,
-                   help="output file (.json/.npy/.npz/.safetensors/.tar), - for stdout, or a folder (DIR/: the hf "
-                        "format's files, for an hf_config document)")
+                   help="output file (.json/.npy/.npz/.safetensors/.tar), - for stdout, or a folder (DIR/ or an "
+                        "existing directory: the hf format's files, for an hf_config document; an earlier folder's "
+                        "hf files it does not hold are removed)")
     g.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     g.set_defaults(func=cmd_generate)
     pl = sub.add_parser("plan", help="print every tensor's theory, without values")
@@ -160,13 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
 def add_fetch_parser(sub) -> None:
     p = sub.add_parser("fetch", help="download an artifact in parallel byte ranges from one or more replicas",
                        description="Download the artifact of REQUEST from a weightinit service in parallel byte "
-                                   "ranges (npy, safetensors), verify every part and the result, and write it "
-                                   "to OUTPUT: the same bytes as `weightinit generate`.")
+                                   "ranges (npy, safetensors, hf), verify every part and the result, and write it "
+                                   "to OUTPUT: the same bytes as `weightinit generate` (a folder: the same files as "
+                                   "`weightinit generate -o DIR/`).")
     p.add_argument("url", help="the service's base URL (a load balancer, or several replicas separated by commas)")
     p.add_argument("request", help="request document (JSON file, or - for stdin)")
     p.add_argument("-o", "--output", required=True,
                    help="output file (.safetensors, .npy, .npz, .json or .tar), or a folder (DIR/: the hf format's "
-                        "files, unpacked once every byte is proven)")
+                        "files, unpacked once every byte is proven; DIR's disk needs the folder's size plus its "
+                        "largest file free, as the tar is truncated behind each file unpacked)")
     p.add_argument("--parallel", type=int, default=4, help="concurrent connections (default 4)")
     p.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     p.add_argument("--part-size", type=int, default=None,
@@ -194,23 +215,20 @@ def cmd_fetch(args) -> int:
     if not isinstance(doc, dict):
         raise CLIError(f"{args.request}: the request document must be a JSON object")
     folder = is_folder(args.output)
-    fmt = (args.format or doc.get("format") or "hf") if folder else _format_for(args.output, args.format, doc.get("format"))
+    if folder:
+        fmt = args.format or doc.get("format") or "hf"
+    else:
+        fmt = _format_for(args.output, args.format, doc.get("format"))
     if folder and fmt != "hf":
         raise CLIError(f"{args.output!r} is a folder: only the hf format writes one (asked for {fmt!r})")
     options = _options(doc)
-    target = os.path.join(args.output, ".weightinit-fetch.tar") if folder else args.output
-    if folder:
-        os.makedirs(args.output, exist_ok=True)
+    kw = {"parallel": args.parallel, "part_size": args.part_size, "timeout": args.timeout, "retries": args.retries,
+          "progress": False if args.no_progress else None, "tag": options.tag(fmt)}
     try:
-        summary = fetch(args.url, doc, target, fmt, parallel=args.parallel, part_size=args.part_size,
-                        timeout=args.timeout, retries=args.retries, progress=False if args.no_progress else None,
-                        tag=options.tag(fmt))
-        if folder:  # the tar is proven: its files go into the folder, then it goes
-            try:
-                summary["files"] = unpack_hf(target, args.output)
-            finally:
-                os.unlink(target)
-            summary["output"] = args.output
+        if folder:
+            summary = fetch_folder(args.url, doc, args.output, **kw)
+        else:
+            summary = fetch(args.url, doc, args.output, fmt, **kw)
     except BadURL as e:
         raise CLIError(str(e)) from None
     except FetchError as e:
@@ -225,6 +243,8 @@ def cmd_fetch(args) -> int:
     n = summary["parts"]
     mb = summary["bytes"] / MIB
     files = f"; files: {', '.join(summary['files'])}" if folder else ""
+    if folder and summary["removed"]:
+        files += f"; removed the earlier folder's {', '.join(summary['removed'])}"
     print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {n} part{'' if n == 1 else 's'}, "
           f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])}{files})",
           file=sys.stderr)

@@ -1,12 +1,14 @@
 """``weightinit fetch URL REQUEST.json -o model.safetensors --parallel N``: one artifact, fetched in
 parallel byte ranges from any replica, assembled into a file byte-identical to ``weightinit generate``,
-and renamed into place only once the server has proven every byte of it.
+and renamed into place only once the server has proven every byte of it. ``-o DIR/`` (``fetch_folder``):
+the hf format's tar, proven so, then unpacked into the folder (``unpack_hf``).
 
 1. ``POST URL/v1/plan``: the artifact's exact length (``totals.bytes``) and the ETag every part
-   must carry (the plan's ``"<tag>-plan"`` with the format instead of ``plan``; the tag covers the
+   must carry (the plan's ``"<tag>-plan"`` with the format, and the options it reads, instead of
+   ``plan``: ``output.options.Options.tag``; the tag covers the
    request, the engine and NumPy versions and, for orthogonal tensors, the LAPACK build:
    ``service.core.linalg_identity``).
-2. npy and safetensors: parts of at most ``PART_SIZE`` (``--part-size``) go to ``N`` threads, each
+2. npy, safetensors and hf: parts of at most ``PART_SIZE`` (``--part-size``) go to ``N`` threads, each
    ``POST URL/v1/weights`` with ``Range`` and ``If-Range: <ETag>`` (a replica whose bytes could
    differ answers 200, which fails the fetch). Every part must be a 206 with the exact
    ``Content-Range``, ``Content-Length``, ETag and ``Content-Digest`` (the sha-256 of the part,
@@ -17,8 +19,8 @@ and renamed into place only once the server has proven every byte of it.
    ``Repr-Digest`` (always sent), npz against ``Repr-Digest`` when sent and always entry by entry
    against the CRC-32s the server wrote, every other byte against the ZIP records it writes.
 4. The file (``.OUT.<random>.partial`` beside OUT, created exclusively, never through a symlink)
-   is checked (the written parts tile it; the safetensors or npy header; ``Repr-Digest`` where
-   sent), synced and renamed to OUT.
+   is checked (the written parts tile it; the safetensors or npy header; for hf every tar header and
+   the folder's files, ``_check_hf``; ``Repr-Digest`` where sent), synced and renamed to OUT.
 
 Any failure in any thread, a bad or unproven byte, or Ctrl-C stops the fetch (the workers end
 before the file is closed): the partial file is removed, one line goes to stderr, the exit code is
@@ -50,7 +52,7 @@ from urllib.parse import urlsplit
 
 from numpy.lib import format as npformat
 
-from .output import formats
+from .output import formats, hf, tar
 from .output.npz import Entry, end_records  # the npz encoder's own record writers: one layout, one owner
 
 MIB = 1 << 20
@@ -220,17 +222,20 @@ def plan_of(replica: Replica, document: dict, fmt: str, timeout: float, tag: str
     length = sizes.get(fmt)
     if fmt == "json":
         length = None  # not known before the values are drawn: fetched whole
-    elif length is None and fmt == "hf":
+    elif fmt == "hf" and "hf" not in sizes:
         raise FetchError("the plan gives no hf size: the hf format takes an architecture.hf_config document "
                          "without `tensors`")
+    elif length is None and fmt == "hf":
+        raise FetchError("the plan gives no hf size: the folder's headers would pass the server's "
+                         "max_hf_header_bytes; ask for metadata: minimal or a larger max_shard_size")
     elif length is None:
         raise FetchError(f"the plan gives no {fmt} size (npy holds exactly one tensor: select it with `tensors`)")
     elif type(length) is not int or length < 0:
         raise FetchError(f"{where}: totals.bytes.{fmt} is {length!r}, not a byte count")
-    if not re.fullmatch(r'"[0-9a-f]{64}-plan"', etag):
+    m = re.fullmatch(r'"([0-9a-f]{64})-plan(?:\.[a-z0-9]+)*"', etag)  # -plan, then the options' suffix
+    if m is None:
         raise FetchError(f"{where} sent no plan ETag (got {etag[:120]!r})")
-    return length, etag[: -len('-plan"')] + f'-{tag or fmt}"'
-
+    return length, f'"{m.group(1)}-{tag or fmt}"'
 
 def split(length: int, part_size: int, start: int = 0) -> list[tuple[int, int]]:
     """Byte ranges ``[a, b)`` of at most ``part_size`` bytes tiling ``[start, length)``."""
@@ -238,10 +243,10 @@ def split(length: int, part_size: int, start: int = 0) -> list[tuple[int, int]]:
 
 
 # ------------------------------------------------------------------------------------ the file
-class _Partial:
-    """The download's temporary file: ``.<name>.<random>.partial`` beside the output, created with
-    ``O_CREAT | O_EXCL | O_NOFOLLOW``, so that a planted symlink, another run's partial file or any
-    existing name is never opened, followed or overwritten. ``commit`` syncs it and renames it over
+class PartialFile:
+    """A file being written (a download, a file of a folder): ``.<name>.<random>.partial`` beside the
+    output, created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so that a planted symlink, another run's
+    partial file or any existing name is never opened, followed or overwritten. ``commit`` syncs it and renames it over
     the output; ``discard`` removes it. The descriptor is read back for the checks, never the name."""
 
     def __init__(self, output: str):
@@ -318,7 +323,7 @@ class _Partial:
 class _Ranged:
     """``parallel`` threads take parts from a queue and write each at its offset, once proven."""
 
-    def __init__(self, replicas, body: bytes, etag: str, length: int, out: _Partial, timeout: float,
+    def __init__(self, replicas, body: bytes, etag: str, length: int, out: PartialFile, timeout: float,
                  retries: int, part_size: int, progress: Progress):
         self.replicas, self.body, self.etag, self.length = replicas, body, etag, length
         self.out, self.timeout, self.retries, self.progress = out, timeout, retries, progress
@@ -537,7 +542,7 @@ def _check_tiling(done: list[tuple[int, int]], length: int) -> None:
 
 
 # ------------------------------------------------------------------------------------ whole
-def _fetch_whole(replica: Replica, body: bytes, etag: str, length: int | None, out: _Partial,
+def _fetch_whole(replica: Replica, body: bytes, etag: str, length: int | None, out: PartialFile,
                  timeout: float) -> tuple[int, bytes, bytes | None]:
     """One request for the whole artifact: (bytes written, their sha-256, the Repr-Digest sent or None)."""
     where = f"{replica}/v1/weights"
@@ -571,57 +576,85 @@ def _fetch_whole(replica: Replica, body: bytes, etag: str, length: int | None, o
 
 
 # ------------------------------------------------------------------------------------ fetch
-def fetch(urls: str, document: dict, output: str, fmt: str, *, parallel: int = 4, part_size: int | None = None,
-          timeout: float = 300.0, retries: int = 0, progress: bool | None = None, tag: str | None = None) -> dict:
+def fetch(urls: str, document: dict, output: str, fmt: str, *, tag: str | None = None, **kw) -> dict:
     """Fetch the artifact of ``document`` into ``output``; returns a summary; raises FetchError
     (BadURL for a malformed URL). Never leaves a file behind unless every byte was proven. ``tag``: the
-    artifact's ETag suffix when the document's output options change it (``Options.tag``)."""
+    artifact's ETag suffix when the document's output options change it (``Options.tag``); ``kw``:
+    ``parallel``, ``part_size``, ``timeout``, ``retries``, ``progress`` (``_download``)."""
+    replicas, body, length, etag = _prepare(urls, document, fmt, kw.get("timeout", 300.0), tag)
+    out = PartialFile(output)
+    try:
+        summary = _download(replicas, body, etag, length, fmt, out, **kw)
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    return {"output": output, **summary}
+
+
+def fetch_folder(urls: str, document: dict, directory: str, *, tag: str | None = None, **kw) -> dict:
+    """``fetch -o DIR/``: the hf format's tar, fetched and proven as ``fetch`` proves it into a hidden
+    partial file in ``directory``, then unpacked there (``unpack_hf``); the tar never stays. The disk
+    holds at most the folder plus its largest file."""
+    replicas, body, length, etag = _prepare(urls, document, "hf", kw.get("timeout", 300.0), tag)
+    make_folder(directory)
+    out = PartialFile(os.path.join(directory, "weightinit.tar"))
+    try:
+        summary = _download(replicas, body, etag, length, "hf", out, **kw)
+        summary["files"], summary["removed"] = unpack_hf(out, directory)
+    finally:
+        out.discard()
+    return {"output": directory, **summary}
+
+
+def _prepare(urls: str, document: dict, fmt: str, timeout: float, tag: str | None):
+    """(the replicas, the body every part posts, the artifact's length, its ETag) from the plan."""
     replicas = [Replica.parse(u) for u in urls.split(",") if u.strip()]
     if not replicas:
         raise BadURL("no URL given")
     document = {k: v for k, v in document.items() if k != "format"}
     length, etag = plan_of(replicas[0], document, fmt, timeout, tag)
-    body = json.dumps({**document, "format": fmt}).encode()
+    return replicas, json.dumps({**document, "format": fmt}).encode(), length, etag
+
+
+def _download(replicas: list, body: bytes, etag: str, length: int | None, fmt: str, out: PartialFile, *,
+              parallel: int = 4, part_size: int | None = None, timeout: float = 300.0, retries: int = 0,
+              progress: bool | None = None) -> dict:
+    """Write the artifact into ``out`` and check it (``verify``); a summary without the output's name."""
     if progress is None:
         progress = sys.stderr.isatty()
     t0 = time.monotonic()
-    out = _Partial(output)
-    try:
-        if fmt in RANGED:
-            out.reserve(length)
-            bar = Progress(length, progress)
-            ranged = _Ranged(replicas, body, etag, length, out, timeout, retries, part_size or PART_SIZE, bar)
-            try:
-                ranged.run(parallel)
-            finally:
-                bar.finish()
-            if len(ranged.repr_digests) > 1:
-                raise FetchError(f"the parts carry different Repr-Digest values: "
-                                 f"{sorted(map(_b64, ranged.repr_digests))}")
-            parts = len(ranged.done)
-            checked = [f"Content-Digest sha-256 of every part ({parts})"]
-            checked += verify(out, fmt, length, next(iter(ranged.repr_digests), None))
-        else:
-            length, received, repr_digest = _fetch_whole(replicas[0], body, etag, length, out, timeout)
-            parts = 1
-            if repr_digest is None and fmt == "json":
-                raise FetchError("the JSON arrived without Repr-Digest: its bytes cannot be verified")
-            if repr_digest is not None and received != repr_digest:
-                raise FetchError(f"the sha-256 of the {fmt} received, {_b64(received)}, differs from the server's "
-                                 f"Repr-Digest {_b64(repr_digest)}: the bytes were altered on the way")
-            checked = verify(out, fmt, length, None)
-            if repr_digest is not None:
-                checked.append("Repr-Digest sha-256")
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
-    return {"output": output, "format": fmt, "bytes": length, "parts": parts, "etag": etag,
-            "seconds": time.monotonic() - t0, "checked": checked, "replicas": [str(r) for r in replicas]}
+    if fmt in RANGED:
+        out.reserve(length)
+        bar = Progress(length, progress)
+        ranged = _Ranged(replicas, body, etag, length, out, timeout, retries, part_size or PART_SIZE, bar)
+        try:
+            ranged.run(parallel)
+        finally:
+            bar.finish()
+        if len(ranged.repr_digests) > 1:
+            raise FetchError(f"the parts carry different Repr-Digest values: "
+                             f"{sorted(map(_b64, ranged.repr_digests))}")
+        parts = len(ranged.done)
+        checked = [f"Content-Digest sha-256 of every part ({parts})"]
+        checked += verify(out, fmt, length, next(iter(ranged.repr_digests), None))
+    else:
+        length, received, repr_digest = _fetch_whole(replicas[0], body, etag, length, out, timeout)
+        parts = 1
+        if repr_digest is None and fmt == "json":
+            raise FetchError("the JSON arrived without Repr-Digest: its bytes cannot be verified")
+        if repr_digest is not None and received != repr_digest:
+            raise FetchError(f"the sha-256 of the {fmt} received, {_b64(received)}, differs from the server's "
+                             f"Repr-Digest {_b64(repr_digest)}: the bytes were altered on the way")
+        checked = verify(out, fmt, length, None)
+        if repr_digest is not None:
+            checked.append("Repr-Digest sha-256")
+    return {"format": fmt, "bytes": length, "parts": parts, "etag": etag, "seconds": time.monotonic() - t0,
+            "checked": checked, "replicas": [str(r) for r in replicas]}
 
 
 # ------------------------------------------------------------------------------------ checks
-def verify(out: _Partial, fmt: str, length: int, repr_digest: bytes | None) -> list[str]:
+def verify(out: PartialFile, fmt: str, length: int, repr_digest: bytes | None) -> list[str]:
     """Check the assembled file (read through its descriptor); returns what was checked; raises FetchError."""
     size = os.fstat(out.fd).st_size
     if size != length:
@@ -649,34 +682,42 @@ def verify(out: _Partial, fmt: str, length: int, repr_digest: bytes | None) -> l
 
 
 def _check_safetensors(f, size: int) -> str:
+    return f"safetensors header ({sum(1 for k in _safetensors_header(f, size) if k != '__metadata__')} tensors)"
+
+
+def _safetensors_header(f, size: int, where: str = "") -> dict:
+    """The header of the safetensors file of ``size`` bytes starting at ``f``'s position, once checked:
+    every tensor has [begin, end] offsets, and they tile the data section to the end of the file."""
+    where = f"{where}: " if where else ""
     head = f.read(8)
     if len(head) != 8:
-        raise FetchError("not a safetensors file: shorter than 8 bytes")
+        raise FetchError(f"{where}not a safetensors file: shorter than 8 bytes")
     (n,) = struct.unpack("<Q", head)
     if n > min(size - 8, SAFETENSORS_MAX_HEADER):
-        raise FetchError(f"malformed safetensors header: its length {n} exceeds the file or the format's bound")
+        raise FetchError(f"{where}malformed safetensors header: its length {n} exceeds the file or the format's bound")
     try:
         header = json.loads(f.read(n))
     except (ValueError, RecursionError) as e:
-        raise FetchError(f"malformed safetensors header: not JSON ({e})") from None
+        raise FetchError(f"{where}malformed safetensors header: not JSON ({e})") from None
     if not isinstance(header, dict):
-        raise FetchError("malformed safetensors header: not a JSON object")
+        raise FetchError(f"{where}malformed safetensors header: not a JSON object")
     spans = []
     for name, entry in header.items():
         if name == "__metadata__":
             continue
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(x) is int for x in offsets)):
-            raise FetchError(f"malformed safetensors header: tensor {name[:80]!r} has no [begin, end] data_offsets")
+            raise FetchError(f"{where}malformed safetensors header: tensor {name[:80]!r} has no [begin, end] "
+                             f"data_offsets")
         spans.append(offsets)
     pos = 0
     for a, b in sorted(spans):
         if a != pos or b < a:
-            raise FetchError("malformed safetensors header: the tensors do not tile the data section")
+            raise FetchError(f"{where}malformed safetensors header: the tensors do not tile the data section")
         pos = b
     if 8 + n + pos != size:
-        raise FetchError(f"the safetensors data section ends at {8 + n + pos}, the file at {size}")
-    return f"safetensors header ({len(spans)} tensors)"
+        raise FetchError(f"{where}the safetensors data section ends at {8 + n + pos}, the file at {size}")
+    return header
 
 
 def _check_npy(f, size: int) -> str:
@@ -738,57 +779,97 @@ def _check_npz(f, size: int) -> str:
 
 # ------------------------------------------------------------------------------------ hf folders
 #: The files an hf folder may hold (``service.output.hf``): nothing else is ever unpacked.
-HF_FILE = re.compile(r"config\.json|model\.safetensors|model\.safetensors\.index\.json|"
-                     r"model-[0-9]{5}-of-[0-9]{5}\.safetensors")
+HF_FILE = re.compile(hf.FILE_NAMES)
 
 
-def _hf_members(f) -> list:
-    """The tar's files (under its one top directory), each a name the hf format writes; raises FetchError."""
+@dataclass(frozen=True)
+class _Member:
+    """A file of the hf tar: its name in the folder, where its header and its bytes start, its size."""
+
+    name: str
+    offset: int
+    data: int
+    size: int
+
+
+def _hf_members(f, size: int) -> list[_Member]:
+    """The tar's files: one top folder holding names the hf format writes, each once, and every header,
+    padding and end block byte for byte what ``output.tar`` writes for those names and sizes (the bytes
+    between the files' contents are the server's too, not only proven in transit); raises FetchError."""
     try:
-        with tarfile.open(fileobj=f, mode="r:") as tar:
-            members = tar.getmembers()
-    except (tarfile.TarError, EOFError, OSError) as e:
+        with tarfile.open(fileobj=f, mode="r:") as archive:
+            infos = archive.getmembers()
+    except (tarfile.TarError, EOFError, OSError, UnicodeError) as e:
         raise FetchError(f"malformed hf tar: {e}") from None
-    dirs = [m for m in members if m.isdir()]
-    files = [m for m in members if not m.isdir()]
-    if len(dirs) != 1 or "/" in dirs[0].name.rstrip("/"):
-        raise FetchError("malformed hf tar: not one top folder")
-    root = dirs[0].name.rstrip("/") + "/"
-    for m in files:
-        name = m.name[len(root):] if m.name.startswith(root) else None
-        if not m.isreg() or name is None or not HF_FILE.fullmatch(name):
-            raise FetchError(f"malformed hf tar: unexpected member {m.name[:120]!r}")
-    return files
+    if not infos or not infos[0].isdir() or "/" in infos[0].name.rstrip("/"):
+        raise FetchError("malformed hf tar: it does not start with one top folder")
+    root = infos[0].name.rstrip("/")
+    regions, members, seen = [(0, tar.folder_header(root))], [], set()
+    at = len(regions[0][1])
+    for info in infos[1:]:
+        name = info.name[len(root) + 1:] if info.name.startswith(root + "/") else ""
+        if not info.isreg() or not HF_FILE.fullmatch(name) or name in seen:
+            raise FetchError(f"malformed hf tar: unexpected member {info.name[:120]!r}")
+        seen.add(name)
+        header = tar.member_header(info.name, info.size)
+        if info.offset != at or info.offset_data != at + len(header):
+            raise FetchError(f"malformed hf tar: {name}'s header is not where the server writes it")
+        regions.append((at, header))
+        members.append(_Member(name, at, info.offset_data, info.size))
+        at = info.offset_data + info.size
+        regions.append((at, tar.padding(info.size)))
+        at += len(regions[-1][1])
+    regions.append((at, tar.end(at)))
+    if at + len(regions[-1][1]) != size:
+        raise FetchError(f"malformed hf tar: its files end at byte {at}, so the archive would have "
+                         f"{at + len(regions[-1][1])} bytes, not {size}")
+    for offset, expected in regions:
+        if _pread(f, offset, len(expected)) != expected:
+            raise FetchError(f"the hf tar's headers at byte {offset} differ from the ones the server writes for "
+                             f"these files: the bytes were altered on the way")
+    return members
 
 
 def _check_hf(f, size: int) -> str:
-    """The tar's members are the hf folder's files; every shard's safetensors header tiles its data; the
-    index (when sharded) names every tensor of every shard, each in its shard."""
-    files = _hf_members(f)
-    by_name = {m.name.rsplit("/", 1)[1]: m for m in files}
-    if "config.json" not in by_name:
-        raise FetchError("malformed hf tar: no config.json")
-    shards = {}
-    for name, m in by_name.items():
-        if name.endswith(".safetensors"):
-            f.seek(m.offset_data)
-            _check_safetensors(f, m.size)
-            (n,) = struct.unpack("<Q", _pread(f, m.offset_data, 8))
-            shards[name] = [k for k in json.loads(_pread(f, m.offset_data + 8, n)) if k != "__metadata__"]
-    if not shards:
-        raise FetchError("malformed hf tar: no safetensors file")
-    if "model.safetensors.index.json" in by_name:
-        m = by_name["model.safetensors.index.json"]
+    """The tar holds an hf folder as the server writes it (``_hf_members``): config.json, then
+    model.safetensors alone, or the index and the shards model-0000k-of-0000N in order; config.json is
+    a JSON object; every shard's safetensors header tiles its data; the index's weight_map names every
+    tensor of every shard, in its shard, and its total_size is their size."""
+    members = _hf_members(f, size)
+    names = [m.name for m in members]
+    shards = [m for m in members if m.name.endswith(".safetensors")]
+    expected = ["config.json"] + ([] if len(shards) == 1 else [hf.INDEX]) + [hf.shard_name(i, len(shards))
+                                                                           for i in range(len(shards))]
+    if not shards or names != expected:
+        raise FetchError(f"malformed hf tar: it holds {names}, not an hf folder ({expected})")
+    try:
+        config = json.loads(_pread(f, members[0].data, members[0].size))
+    except (ValueError, RecursionError) as e:
+        raise FetchError(f"malformed config.json: {e}") from None
+    if not isinstance(config, dict):
+        raise FetchError("malformed config.json: not a JSON object")
+    held, total = {}, 0
+    for m in shards:
+        f.seek(m.data)
+        header = _safetensors_header(f, m.size, m.name)
+        held.update((t, m.name) for t in header if t != "__metadata__")
+        total += sum(e["data_offsets"][1] - e["data_offsets"][0] for t, e in header.items() if t != "__metadata__")
+    if len(shards) > 1:
+        index = members[1]
         try:
-            weight_map = json.loads(_pread(f, m.offset_data, m.size))["weight_map"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise FetchError(f"malformed model.safetensors.index.json: {e}") from None
-        held = {t: shard for shard, names in shards.items() for t in names}
+            loaded = json.loads(_pread(f, index.data, index.size))
+            weight_map, total_size = loaded["weight_map"], loaded["metadata"]["total_size"]
+        except (ValueError, RecursionError, KeyError, TypeError) as e:
+            raise FetchError(f"malformed {hf.INDEX}: {type(e).__name__}: {e}") from None
         if weight_map != held:
-            raise FetchError("model.safetensors.index.json's weight_map differs from the shards' headers")
-    elif list(shards) != ["model.safetensors"]:
-        raise FetchError("malformed hf tar: shards without model.safetensors.index.json")
-    return f"hf folder: {len(files)} files, every shard's safetensors header ({len(shards)})"
+            first = next((k for k in sorted(set(held) | set(weight_map)) if weight_map.get(k) != held.get(k)), None) \
+                if isinstance(weight_map, dict) else None
+            where = f": {first[:120]!r} is in {held.get(first)}, the index says {weight_map.get(first)!r}" \
+                if first else ""
+            raise FetchError(f"{hf.INDEX}'s weight_map differs from the shards' headers{where}")
+        if total_size != total:
+            raise FetchError(f"{hf.INDEX}'s metadata.total_size {total_size!r} is not the shards' {total} bytes")
+    return f"hf folder: {len(members)} files, every tar header and shard header ({len(shards)}), the index"
 
 
 def _pread(f, offset: int, n: int) -> bytes:
@@ -796,27 +877,67 @@ def _pread(f, offset: int, n: int) -> bytes:
     return f.read(n)
 
 
-def unpack_hf(tar_path: str, directory: str) -> list[str]:
-    """Write the files of a checked hf tar into ``directory`` (each through a partial file, renamed into
-    place; nothing outside ``directory``); returns their names."""
-    written = []
-    with open(tar_path, "rb") as f:
-        for m in _hf_members(f):
-            name = m.name.rsplit("/", 1)[1]
-            path = os.path.join(directory, name)
-            out = _Partial(path)
+def unpack_hf(archive: PartialFile, directory: str) -> tuple[list[str], list[str]]:
+    """Write the files of a checked hf tar (``archive``) into ``directory``: (their names, the files of an
+    earlier folder removed, ``remove_stale``).
+
+    From the last file to the first, each is copied into its own partial file and the tar is truncated
+    behind it, so that the disk holds the folder plus one file more, never two folders. Once every file
+    is written they are renamed into place; on any failure they are removed (and the tar is gone)."""
+    with archive.reader() as f:
+        members = _hf_members(f, os.fstat(archive.fd).st_size)
+    written: dict[str, PartialFile] = {}
+    try:
+        for m in reversed(members):
+            out = written[m.name] = PartialFile(os.path.join(directory, m.name))
+            out.reserve(m.size)
+            done = 0
+            while done < m.size:
+                chunk = os.pread(archive.fd, min(m.size - done, 8 * MIB), m.data + done)
+                if not chunk:
+                    raise FetchError(f"the tar ends inside {m.name}")
+                out.write(chunk, done, m.name)
+                done += len(chunk)
             try:
-                left, at = m.size, m.offset_data
-                while left:
-                    chunk = _pread(f, at, min(left, 8 * MIB))
-                    if not chunk:
-                        raise FetchError(f"{tar_path} ends inside {name}")
-                    out.write(chunk, at - m.offset_data, name)
-                    left -= len(chunk)
-                    at += len(chunk)
-                out.commit()
-            except BaseException:
-                out.discard()
-                raise
-            written.append(name)
-    return written
+                os.ftruncate(archive.fd, m.offset)
+            except OSError as e:
+                raise FetchError(f"cannot shrink the tar in {directory}: {e.strerror}") from None
+        removed = place(directory, [written[m.name] for m in members])
+    except BaseException:
+        for out in written.values():
+            out.discard()
+        raise
+    return [m.name for m in members], removed
+
+
+def place(directory: str, files: list[PartialFile]) -> list[str]:
+    """Rename the written ``files`` of an hf folder into place, in order, then remove the files of an
+    earlier folder that this one does not hold (``remove_stale``); returns their names. The caller
+    discards the files on failure (a committed one is in place: discarding it does nothing)."""
+    for out in files:
+        out.commit()
+    return remove_stale(directory, [os.path.basename(out.output) for out in files])
+
+
+def make_folder(directory: str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise FetchError(f"cannot create the folder {directory}: {e.strerror}") from None
+
+
+def remove_stale(directory: str, keep: list[str]) -> list[str]:
+    """Remove the files of an earlier hf folder in ``directory`` that this one does not hold (a
+    model.safetensors beside a new index would be loaded instead of the shards); returns their names."""
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if HF_FILE.fullmatch(name) and name not in keep and (os.path.islink(path) or os.path.isfile(path)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise FetchError(f"cannot remove {path}, a file of an earlier folder: {e.strerror}") from None
+            removed.append(name)
+    return removed

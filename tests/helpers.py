@@ -110,3 +110,13 @@ def problem_of(doc, **kw) -> tuple[str, str, str | None]:
     except SpecError as e:
         return e.field, e.message, e.limit
     raise AssertionError(f"no error for {doc!r}")
+
+
+#: A tiny Llama config (the hf format's tests): 21 tensors, 35,136 bytes in float32.
+LLAMA_TINY = {"architecture": {"hf_config": {
+    "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 128, "hidden_size": 16,
+    "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}}}
+#: A tiny GPT-2 with its tied head left out, in float16.
+GPT2_TINY = {"architecture": {"hf_config": {
+    "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 100, "n_embd": 16, "n_layer": 2,
+    "n_head": 4, "n_positions": 32}}, "dtype": "float16"}

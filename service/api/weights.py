@@ -102,8 +102,9 @@ def plan_view():
         req, _, options = _load(raw)
         require_accept(JSON)
         plan = _plan(req)
-        headers = {**immutable_headers(f'"{etag_value(plan)}-plan"'), "X-Weightinit-Seed": str(plan.seed),
-                   "X-Weightinit-Scheme": plan.request.scheme["name"]}
+        # The options change the totals (the sizes of safetensors and hf), so the ETag names them too.
+        headers = {**immutable_headers(f'"{etag_value(plan)}-{options.tag("plan")}"'),
+                   "X-Weightinit-Seed": str(plan.seed), "X-Weightinit-Scheme": plan.request.scheme["name"]}
         entry = cache.put(key, Entry(headers, body=orjson.dumps(formats.document(Report(plan), options))))
     headers = dict(entry.headers)
     if matches_if_none_match(headers["ETag"]):

@@ -33,14 +33,17 @@ from ..core.scheme_entry import FAMILIES
 from ..core.selection import MAX_PATTERN_WORK
 from ..document.schemas import FORMAT
 from ..output.formats import FORMATS, NAMES
+from ..output.hf import MAX_HEADER_BYTES
 from ..output.options import FIELDS as OPTIONS
+from ..output.options import TAG_SUFFIX
 from ..version import ENGINE_VERSION
 from .schemas import Components
 
 #: Limits the engine holds fixed (not configurable), by the ``limit`` of their 413: raised in
-#: core/plan.py and core/generate.py (whole_matrix_elements), core/plan.py (max_plan_elements) and
-#: core/selection.py (max_pattern_work). tests/openapi/test_build.py finds every ``limit="..."``.
-FIXED_LIMITS = ("whole_matrix_elements", "max_plan_elements", "max_pattern_work")
+#: core/plan.py and core/generate.py (whole_matrix_elements), core/plan.py (max_plan_elements),
+#: core/selection.py (max_pattern_work) and output/hf.py (max_hf_header_bytes). tests/openapi/test_build.py
+#: finds every ``limit="..."``.
+FIXED_LIMITS = ("whole_matrix_elements", "max_plan_elements", "max_pattern_work", "max_hf_header_bytes")
 #: What the template may give a generated component: its prose.
 PROSE = ("title", "description", "example")
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
@@ -74,6 +77,7 @@ def placeholders(cfg: Config) -> dict[str, str]:
         "max_matrix_bytes": _bytes(cfg.max_matrix_bytes),
         "max_pattern_work": _power(MAX_PATTERN_WORK),
         "max_plan_elements": _power(MAX_PLAN_ELEMENTS),
+        "max_hf_header_bytes": _bytes(MAX_HEADER_BYTES),
         "max_field_errors": str(MAX_FIELD_ERRORS),
         "max_field_messages": str(MAX_FIELD_MESSAGES),
         "digest_max_bytes": _bytes(cfg.digest_max_bytes),
@@ -88,6 +92,7 @@ def placeholders(cfg: Config) -> dict[str, str]:
         "diagnose_batch_default": str(diagnose.BATCH_DEFAULT),
         "format_names": " | ".join(NAMES),
         "format_alternatives": "|".join(NAMES),
+        "etag_options": TAG_SUFFIX,
         "binary_extensions": "|".join(f.extension.lstrip(".") for f in FORMATS.values() if f.binary),
     }
 

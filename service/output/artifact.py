@@ -3,7 +3,7 @@
 Each encoder (``formats``) returns one. ``chunks()`` yields its bytes in pieces of at most one block,
 drawn as they go, so an artifact of any size streams in bounded memory; it starts afresh on each
 call. ``segments``, where every byte's value is known without the bytes before it (npy,
-safetensors), make ``byte_range`` possible: what HTTP Range requests and sharded fetches use.
+safetensors, hf), make ``byte_range`` possible: what HTTP Range requests and sharded fetches use.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Artifact:
     filename: str
     sha256: str | None = None   # of the whole artifact, where known before sending (JSON)
     #: The artifact as consecutive pieces, each ``bytes`` or a ``TensorPlan`` (its raw data), when
-    #: every byte's value is known without the bytes before it (npy, safetensors): what makes
+    #: every byte's value is known without the bytes before it (npy, safetensors, hf): what makes
     #: ``byte_range`` possible. None for npz (its CRCs follow the data) and JSON (built whole).
     segments: tuple | None = None
 

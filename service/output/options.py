@@ -32,18 +32,23 @@ FIELDS = (
 )
 
 
+#: What ``Options.tag`` may add to a format's name in an ETag (openapi.yaml's ETag pattern).
+TAG_SUFFIX = r"(\.minimal)?(\.shard[0-9]{1,16})?"
+
+
 @dataclass(frozen=True)
 class Options:
     metadata: str = "full"
     max_shard_size: int = DEFAULT_MAX_SHARD_SIZE
 
     def tag(self, fmt: str) -> str:
-        """The ETag suffix of format ``fmt`` with these options: the format's name when they are the
-        defaults (ETags of earlier releases unchanged), else the name and the options it reads."""
+        """The ETag suffix of format ``fmt`` (or ``plan``, whose totals give the sizes of both) with
+        these options: the name alone when they are the defaults (ETags of earlier releases unchanged),
+        else the name and the options whose value changes its bytes."""
         parts = []
-        if fmt in ("safetensors", "hf") and self.metadata != "full":
+        if fmt in ("safetensors", "hf", "plan") and self.metadata != "full":
             parts.append(self.metadata)
-        if fmt == "hf" and self.max_shard_size != DEFAULT_MAX_SHARD_SIZE:
+        if fmt in ("hf", "plan") and self.max_shard_size != DEFAULT_MAX_SHARD_SIZE:
             parts.append(f"shard{self.max_shard_size}")
         return ".".join((fmt, *parts))
 

@@ -44,7 +44,7 @@ def openapi(spec_dict):
         "application/yaml": yaml.safe_load,  # the spec itself: an object with openapi, info, paths
         "text/html": lambda b: b.decode("utf-8"),
         "application/x-npy": _latin1, "application/zip": _latin1,
-        "application/vnd.safetensors": _latin1, "application/octet-stream": _latin1,
+        "application/vnd.safetensors": _latin1, "application/octet-stream": _latin1, "application/x-tar": _latin1,
     })
     return OpenAPI.from_dict(spec_dict, config=config)
 

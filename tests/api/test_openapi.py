@@ -127,7 +127,8 @@ def test_other_enums_equal_the_engine(schemas):
     assert schemas["GainName"]["enum"] == list(GAIN_NAMES)
     assert schemas["Format"]["enum"] == list(FORMATS)
     limits = set(schemas["Problem"]["properties"]["limit"]["enum"])
-    assert limits == set(load_config().limits()) | {"whole_matrix_elements", "max_plan_elements", "max_pattern_work"}
+    assert limits == set(load_config().limits()) | {"whole_matrix_elements", "max_plan_elements", "max_pattern_work",
+                                                    "max_hf_header_bytes"}
 
 
 def test_media_types_of_weights_equal_the_encoders(spec_dict):

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers import GPT2_TINY, LLAMA_TINY
+
 from .engine import assert_dumped_equal, expected, request
 from .toolchain import require
 
@@ -140,3 +142,111 @@ def test_detects_corruption_and_wrong_reports(reader, tmp_path):
     assert r.returncode == 2 and "past the data" in r.stderr
     r = read(reader)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+# ------------------------------------------------------------------------------ Hugging Face folders
+def generate_folder(doc: dict, out: Path) -> None:
+    """``python -m service generate doc.json -o DIR/`` (the trailing slash makes it a folder)."""
+    req = out.parent / f"{out.name}.request.json"
+    req.write_text(json.dumps(doc))
+    r = subprocess.run([sys.executable, "-m", "service", "generate", str(req), "-o", f"{out}/"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def folder_order(directory: Path) -> list[str]:
+    """The tensor names in the order the reader goes through them: shard by shard, each in data order."""
+    names = []
+    for shard in sorted(directory.glob("*.safetensors")):
+        data = shard.read_bytes()
+        n = int.from_bytes(data[:8], "little")
+        head = {k: v for k, v in json.loads(data[8:8 + n]).items() if k != "__metadata__"}
+        names += sorted(head, key=lambda k: head[k]["data_offsets"])
+    return names
+
+
+HF_FOLDERS = {
+    "llama float32, 5 shards": ({**LLAMA_TINY, "max_shard_size": 8000}, 5),
+    "gpt2 float16, minimal headers": ({**GPT2_TINY, "max_shard_size": "3KB", "metadata": "minimal"}, 7),
+    "llama bfloat16, one file": ({**LLAMA_TINY, "dtype": "bfloat16"}, 1),
+    "gpt2 float64, a shard per tensor": ({**GPT2_TINY, "dtype": "float64", "max_shard_size": 1}, 28),
+}
+
+
+@pytest.mark.parametrize("doc, shards", HF_FOLDERS.values(), ids=HF_FOLDERS.keys())
+def test_reads_an_hf_folder_through_its_index(reader, tmp_path, doc, shards):
+    """Every shard's header, the index's weight_map, the report embedded in the shards (metadata full),
+    and every tensor's sha256 against the JSON response: the values are the engine's, bit for bit."""
+    generate_folder(doc, tmp_path / "model")
+    cli({**doc, "format": "json"}, tmp_path / "w.json")
+    r = read(reader, "--report", tmp_path / "w.json", "--dump", tmp_path / "dump.json", tmp_path / "model")
+    assert r.returncode == 0, r.stdout + r.stderr
+    want = expected({k: v for k, v in doc.items() if k not in ("max_shard_size", "metadata")})
+    config = doc["architecture"]["hf_config"]
+    where = "model.safetensors" if shards == 1 else f"{shards} shards (index checked)"
+    assert f"hf folder, {config['model_type']} {config['architectures'][0]}, {len(want)} tensors in {where}" in r.stdout
+    assert ("; seed 0, scheme hf_default" in r.stdout) == (doc.get("metadata") != "minimal")
+    assert r.stdout.count("sha256 matches the report") == len(want) and "MISMATCH" not in r.stdout
+    names = folder_order(tmp_path / "model")
+    assert sorted(names) == sorted(want)
+    assert_dumped_equal(json.loads((tmp_path / "dump.json").read_text())["tensors"], want, names, "hf folder")
+
+
+def test_reads_one_tensor_found_through_the_index(reader, tmp_path):
+    doc = {**LLAMA_TINY, "max_shard_size": 8000}
+    generate_folder(doc, tmp_path / "model")
+    cli({**doc, "format": "json"}, tmp_path / "w.json")
+    name = "model.layers.1.self_attn.q_proj.weight"  # a candle-style name
+    shard = json.loads((tmp_path / "model" / "model.safetensors.index.json").read_text())["weight_map"][name]
+    r = read(reader, "--report", tmp_path / "w.json", "--name", name, "--dump", tmp_path / "one.json",
+             tmp_path / "model")
+    assert f"  {name} -> {shard}\n" in r.stdout
+    assert r.stdout.count("sha256 matches the report") == 1
+    want = expected(LLAMA_TINY)
+    assert_dumped_equal(json.loads((tmp_path / "one.json").read_text())["tensors"], want, [name], "hf --name")
+
+
+def _move_in_index(directory: Path) -> None:
+    path = directory / "model.safetensors.index.json"
+    index = json.loads(path.read_text())
+    name = "model.norm.weight"
+    index["weight_map"][name] = "model-00001-of-00005.safetensors"
+    path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def _flip_last_byte(directory: Path) -> None:
+    path = directory / "model-00003-of-00005.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def _truncate_a_shard(directory: Path) -> None:
+    path = directory / "model-00002-of-00005.safetensors"
+    path.write_bytes(path.read_bytes()[:-4])
+
+
+def _drop_a_shard(directory: Path) -> None:
+    (directory / "model-00004-of-00005.safetensors").unlink()
+
+
+@pytest.mark.parametrize("damage, status, message", [
+    (_flip_last_byte, 1, "MISMATCH: sha256"),
+    (_move_in_index, 2, "model.norm.weight, which model.safetensors.index.json puts in model-00001-of-00005"),
+    (_truncate_a_shard, 2, "model-00002-of-00005.safetensors: tensor"),
+    (_drop_a_shard, 2, "model-00004-of-00005.safetensors: No such file"),
+])
+def test_a_damaged_folder_fails(reader, tmp_path, damage, status, message):
+    doc = {**LLAMA_TINY, "max_shard_size": 8000}
+    generate_folder(doc, tmp_path / "model")
+    cli({**doc, "format": "json"}, tmp_path / "w.json")
+    damage(tmp_path / "model")
+    r = read(reader, "--report", tmp_path / "w.json", tmp_path / "model")
+    assert r.returncode == status and message in r.stdout + r.stderr, r.stdout + r.stderr
+    if status == 1:  # the flipped byte is the last tensor's of its shard, reported on that tensor alone
+        data = (tmp_path / "model" / "model-00003-of-00005.safetensors").read_bytes()
+        n = int.from_bytes(data[:8], "little")
+        head = {k: v for k, v in json.loads(data[8:8 + n]).items() if k != "__metadata__"}
+        last = max(head, key=lambda k: head[k]["data_offsets"])
+        assert r.stdout.count("MISMATCH") == 1
+        assert r.stdout.split("MISMATCH")[0].rstrip().splitlines()[-1].strip().startswith(last)

@@ -173,13 +173,13 @@ REVIEWED = {
     ("service/cli.py", "open"): "the CLI reads the request file and writes -o, both named on its command line",
     ("service/cli.py", "os.replace"): "the CLI's atomic rename of its own -o output",
     ("service/cli.py", "json.loads"): "parses the CLI's request file (JSON, no code)",
-    ("service/cli.py", "makedirs"): "the CLI makes the -o folder named on its command line (hf: generate, fetch)",
-    ("service/cli.py", "os.unlink"): "`weightinit fetch -o DIR/` removes its own proven tar once unpacked",
+    ("service/fetch.py", "makedirs"): "`weightinit generate/fetch -o DIR/` make the folder named on the command line",
     ("service/fetch.py", "tarfile.open"): "`weightinit fetch -o DIR/` reads back its own download (members checked by "
                                           "name against the hf files; unpacked by offset, never extractall)",
     ("service/fetch.py", "open"): "`weightinit fetch` reads the request file and writes -o, named on its command line",
     ("service/fetch.py", "os.replace"): "`weightinit fetch`'s atomic rename of its own -o output",
-    ("service/fetch.py", "os.unlink"): "`weightinit fetch` removes its own partial download",
+    ("service/fetch.py", "os.unlink"): "`weightinit fetch` removes its own partial download; in a -o DIR/ folder "
+                                       "named on the command line, the hf files (fixed names) of an earlier folder",
     ("service/fetch.py", "json.loads"): "parses the request file / problem bodies (JSON, no code)",
     ("service/api/http.py", "orjson.loads"): "parses request bodies: JSON, no code, depth-limited",
     ("service/api/meta.py", "read_bytes"): "reads the packaged openapi.yaml (a constant name)",

@@ -2,13 +2,15 @@
 -- (plan, JSON weights, npz / safetensors / npy weights by body format and by Accept header, health)
 -- and prints one JSON line with the totals, the errors and the latency percentiles at the end.
 --
---   wrk -t2 -c64 -d20s --timeout 10s -s tests/hardening/wrk_mix.lua http://127.0.0.1:PORT
+--   wrk -t2 -c64 -d20s --timeout 10s -s tests/hardening/wrk_mix.lua http://127.0.0.1:PORT [-- BLOCK]
 --
 -- Nine requests in ten are distinct work: each carries a seed no other request of the run uses
 -- (the wrk thread's number times 10^9 plus the thread's own counter; setup() numbers the threads,
 -- so no two threads share a sequence), so the server draws, encodes and plans for real instead of
 -- answering from its cache. The tenth repeats one of a few fixed bodies (caches and 304-free
--- repeats are part of real traffic too), and every 50th is /healthz.
+-- repeats are part of real traffic too), and every 50th is /healthz. BLOCK (default 0) moves the
+-- seeds to (BLOCK * 100 + thread) * 10^9 + counter, so that runs with different blocks (a warm-up
+-- and the measured run) share no seed either.
 
 local mlp = '{"architecture":{"layers":[' ..
   '{"type":"dense","name":"fc1","in_features":64,"out_features":32,"activation":"relu"},' ..
@@ -45,7 +47,7 @@ local repeated = {}
 local health = wrk.format("GET", "/healthz", {["X-Request-ID"] = "wrk-health"}, nil)
 
 function init(args)
-  base = (tonumber(wrk.thread:get("id")) or 0) * 1000000000
+  base = ((tonumber(args[1]) or 0) * 100 + (tonumber(wrk.thread:get("id")) or 0)) * 1000000000
   for seed = 1, 4 do
     for _, kind in ipairs(kinds) do table.insert(repeated, kind(seed)) end
   end

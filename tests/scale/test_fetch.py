@@ -494,7 +494,7 @@ class _FakeHandler(http.server.BaseHTTPRequestHandler):
             return self._send(srv.plan_status, {"Content-Type": "application/json", "Content-Length": str(len(body)),
                                                 "ETag": f'"{TAG}-plan"', **srv.plan_headers}, body)
         data, rng = srv.artifact, self.headers.get("Range")
-        if rng and srv.fmt in ("npy", "safetensors"):
+        if rng and srv.fmt in ("npy", "safetensors", "hf"):
             a, b = (int(x) for x in rng.split("=")[1].split("-"))
             part = data[a:b + 1]
             headers = {"Content-Range": f"bytes {a}-{b}/{len(data)}", "Content-Length": str(len(part)),

@@ -7,7 +7,9 @@ loopback ports. Checked:
 
 - a sharded ``weightinit fetch`` through nginx of a multi-tensor architecture is byte-identical
   to a single-process ``python -m service generate`` of the same document, and both instances
-  served parts of it;
+  served parts of it. The instances run with the default ``WEIGHTINIT_DIGEST_MAX_BYTES`` (8 MiB):
+  the whole artifact (> 10 MiB) streams, and every 1 MiB part carries its ``Content-Digest``,
+  which nginx must pass through untouched (fetch accepts only proven parts);
 - with one instance killed (SIGKILL, master and workers) in the middle of a run of requests,
   every request sent after the kill still succeeds, through the other (nginx's
   ``proxy_next_upstream``), and a sharded fetch still assembles the same bytes.
@@ -118,7 +120,7 @@ def topology(tmp_path):
         for i in range(2):
             d = tmp_path / f"gunicorn{i}"
             d.mkdir()
-            servers.append(start_server(d, env={"WEIGHTINIT_WORKERS": "1", "WEIGHTINIT_DIGEST_MAX_BYTES": "0"}))
+            servers.append(start_server(d, env={"WEIGHTINIT_WORKERS": "1"}))
         nginx = Nginx([s.port for s in servers])
         yield nginx, servers
     finally:
@@ -171,10 +173,13 @@ def test_sharded_fetch_through_nginx_is_byte_identical(topology, tmp_path):
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == expected
     assert not (tmp_path / "fetched.safetensors.partial").exists()
+    # nginx passed every part's Content-Digest through, and fetch checked each one against its bytes
+    parts = -(-len(expected) // (1 << 20))
+    assert f"Content-Digest sha-256 of every part ({parts})" in r.stderr, r.stderr
     # round-robin: both instances served parts, and nginx passed 206 answers through
     served = [weights_requests(s) for s in servers]
     assert all(n > 0 for n in served), served
-    assert sum(served) == -(-len(expected) // (1 << 20))
+    assert sum(served) == parts
     assert nginx.access_log().count('"POST /v1/weights HTTP/1.1" 206') == sum(served)
 
 

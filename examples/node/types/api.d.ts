@@ -15,15 +15,16 @@ export interface paths {
         put?: never;
         /**
          * Generate the weights of a request document
-         * @description The format comes from the body's `format` (json | npy | npz | safetensors) or, when it is
-         *     absent, from the `Accept` header:
+         * @description The format comes from the body's `format` (json | npy | npz | safetensors | hf) or, when it
+         *     is absent, from the `Accept` header:
          *
          *     | format | media type | notes |
          *     | --- | --- | --- |
          *     | json | `application/json` | the plan report plus `values` (nested arrays), `empirical` and `sha256` per tensor; also for `Accept: *\/*` or no Accept |
          *     | npy | `application/x-npy` | exactly one selected tensor (select it with `tensors`); bfloat16 is stored as `<u2` bit patterns. A `.npy` cannot carry metadata: the seed and scheme are in the `X-Weightinit-Seed` / `X-Weightinit-Scheme` headers and the filename, the full theory is `POST /v1/plan` of the same document |
          *     | npz | `application/zip` | every selected tensor as `<name>.npy` plus `manifest` (the report as JSON text in a 0-d string array) |
-         *     | safetensors | `application/vnd.safetensors` or `application/octet-stream` | the report as JSON text in `__metadata__.weightinit` |
+         *     | safetensors | `application/vnd.safetensors` or `application/octet-stream` | the report as JSON text in `__metadata__.weightinit` (`metadata: minimal`: only `{"format": "pt"}`) |
+         *     | hf | `application/x-tar` | an `architecture.hf_config` document only, without `tensors` (else 422 naming `format` or `tensors`): an uncompressed POSIX tar of one folder holding `config.json` and `model.safetensors`, or the shards `model-0000k-of-0000N.safetensors` and `model.safetensors.index.json` when the tensors exceed `max_shard_size` (split as `save_pretrained` splits); every shard's header as safetensors' (`metadata`) |
          *
          *     A body `format` whose media type the `Accept` header excludes (for example `format: npz`
          *     with `Accept: application/json`) is a **406**: drop one of the two.
@@ -32,7 +33,7 @@ export interface paths {
          *     `weightinit generate REQUEST.json -o OUT.<ext>` writes. Floats in JSON are printed with
          *     the shortest text that parses back to the same value in the tensor's dtype.
          *
-         *     **Byte ranges (an extension of HTTP on POST).** `npy` and `safetensors` responses carry
+         *     **Byte ranges (an extension of HTTP on POST).** `npy`, `safetensors` and `hf` responses carry
          *     `Accept-Ranges: bytes` and honour one `Range: bytes=first-last` (also `first-` and `-suffix`)
          *     with **206 Partial Content** and `Content-Range`; a range starting past the end is **416**
          *     (`Content-Range: bytes *\/<length>`). RFC 9110 defines Range for GET only; it is honoured
@@ -1639,11 +1640,12 @@ export interface components {
             tensors: number;
             /** @description Elements of the selected tensors */
             parameters: number;
-            /** @description Exact sizes of the binary artifacts (npy is null unless exactly one tensor is selected). */
+            /** @description Exact sizes of the binary artifacts for the document's `metadata` and `max_shard_size` (npy is null unless exactly one tensor is selected; hf is present only for an `architecture.hf_config` document without `tensors`, and null when the folder's headers would pass `max_hf_header_bytes`). */
             bytes: {
                 npy: number | null;
                 npz: number;
                 safetensors: number;
+                hf?: number | null;
             };
         };
         Warning: {
@@ -1864,7 +1866,7 @@ export interface components {
              * @description 413: the limit exceeded (the configuration field).
              * @enum {string}
              */
-            limit?: "max_body_bytes" | "max_layers" | "max_tensors" | "max_json_elements" | "max_binary_elements" | "max_torch_elements" | "max_matrix_flops" | "max_matrix_bytes" | "diagnose_max_batch" | "diagnose_max_cost" | "diagnose_max_bytes" | "whole_matrix_elements" | "max_plan_elements" | "max_pattern_work";
+            limit?: "max_body_bytes" | "max_layers" | "max_tensors" | "max_json_elements" | "max_binary_elements" | "max_torch_elements" | "max_matrix_flops" | "max_matrix_bytes" | "diagnose_max_batch" | "diagnose_max_cost" | "diagnose_max_bytes" | "whole_matrix_elements" | "max_plan_elements" | "max_pattern_work" | "max_hf_header_bytes";
             /** @description 413: the amount requested (null when a chunked body has no Content-Length, or when the amount is 2^63 or more: the exact number is in `detail`) */
             requested?: number | null;
             /** @description 413: the amount allowed; 400 for a header too long: its maximum length */
@@ -2178,7 +2180,7 @@ export interface components {
     };
     parameters: {
         /**
-         * @description One byte range of an npy or safetensors artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes). An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges.
+         * @description One byte range of an npy, safetensors or hf artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes). An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges.
          * @example bytes=0-1048575
          */
         Range: string;
@@ -2201,7 +2203,7 @@ export interface components {
     requestBodies: never;
     headers: {
         /**
-         * @description Strong ETag: `"<fingerprint>-<format>"` (format json | npy | npz | safetensors | hf | plan), the sha256 of the normalized request, engine version and numpy version. For a document that selects a tensor computed by LAPACK (`orthogonal`; `orthogonal_` under `rng: torch`), whose last bits can depend on the BLAS/LAPACK build and the CPU kernel it selects, the value is instead the sha256 of that fingerprint and the server's linalg identity (machine architecture; NumPy's BLAS and LAPACK name, version and configuration; OpenBLAS's run-time kernel and thread count), so two replicas whose matrices could differ never share an ETag (and `If-Range` never mixes their parts). The artifact bytes and the `Content-Disposition` file name do not depend on it.
+         * @description Strong ETag: `"<fingerprint>-<format>"` (format json | npy | npz | safetensors | hf | plan; `.minimal` and `.shard<bytes>` follow safetensors, hf and plan when the body's `metadata` and `max_shard_size` are not the defaults, since they change those bytes and the plan's totals), the sha256 of the normalized request, engine version and numpy version. For a document that selects a tensor computed by LAPACK (`orthogonal`; `orthogonal_` under `rng: torch`), whose last bits can depend on the BLAS/LAPACK build and the CPU kernel it selects, the value is instead the sha256 of that fingerprint and the server's linalg identity (machine architecture; NumPy's BLAS and LAPACK name, version and configuration; OpenBLAS's run-time kernel and thread count), so two replicas whose matrices could differ never share an ETag (and `If-Range` never mixes their parts). The artifact bytes and the `Content-Disposition` file name do not depend on it.
          * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-json"
          */
         ETag: string;
@@ -2237,7 +2239,7 @@ export interface components {
          * @example bytes 0-1048575/268435544
          */
         ContentRange: string;
-        /** @description `bytes` for npy and safetensors (byte ranges are honoured), `none` for npz; JSON responses carry none. */
+        /** @description `bytes` for npy, safetensors and hf (byte ranges are honoured), `none` for npz; JSON responses carry none. */
         AcceptRanges: "bytes" | "none";
         /**
          * @description RFC 9530, on a 206: the sha-256 of exactly this part's bytes, base64 between colons, sent before them. On every part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default), whatever the size of the whole artifact; absent on larger parts (and on every part when the bound is 0).
@@ -2250,7 +2252,7 @@ export interface components {
          */
         XWeightinitDigestMaxBytes: string;
         /**
-         * @description RFC 9530: the sha-256 of the whole representation, base64 between colons, sent before the body so a client can verify its download. Always for JSON; for npy, npz and safetensors when the artifact is at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default: built in memory first); larger artifacts stream without it (their `Content-Length` still lets a client tell a truncated download from a whole one: a failure mid-stream closes the connection short of it).
+         * @description RFC 9530: the sha-256 of the whole representation, base64 between colons, sent before the body so a client can verify its download. Always for JSON; for npy, npz, safetensors and hf when the artifact is at most `WEIGHTINIT_DIGEST_MAX_BYTES` (8 MiB by default: built in memory first); larger artifacts stream without it (their `Content-Length` still lets a client tell a truncated download from a whole one: a failure mid-stream closes the connection short of it).
          * @example sha-256=:x0Qm7AMQlGYASji19zH2EpJJtGckZmK1HxQJyLj49Og=:
          */
         ReprDigest: string;
@@ -2299,7 +2301,7 @@ export interface operations {
                  */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
                 /**
-                 * @description One byte range of an npy or safetensors artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes). An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges.
+                 * @description One byte range of an npy, safetensors or hf artifact: `bytes=first-last` (inclusive, 0-based), `bytes=first-` (to the end) or `bytes=-n` (the last n bytes). An extension on this POST (see the operation's description); ignored for json and npz, and when malformed or listing several ranges.
                  * @example bytes=0-1048575
                  */
                 Range?: components["parameters"]["Range"];
@@ -2344,7 +2346,7 @@ export interface operations {
                     "application/x-tar": string;
                 };
             };
-            /** @description One byte range of an npy or safetensors artifact (the `Range` header, an extension on this POST: see the description), with `Content-Range` and the same ETag, `Content-Disposition` and caching headers as the whole artifact. A part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` carries `Content-Digest`, the sha-256 of exactly its bytes (built in memory first, so the server holds at most that bound for it), whatever the artifact's size; a larger part streams without it. `X-Weightinit-Digest-Max-Bytes` states the bound on every 206 (0: no part is digested), so that a client can cut its parts to it. Small artifacts (at most the bound) also carry `Repr-Digest` of the *whole* artifact, so a client that assembles the parts can verify the result. */
+            /** @description One byte range of an npy, safetensors or hf artifact (the `Range` header, an extension on this POST: see the description), with `Content-Range` and the same ETag, `Content-Disposition` and caching headers as the whole artifact. A part of at most `WEIGHTINIT_DIGEST_MAX_BYTES` carries `Content-Digest`, the sha-256 of exactly its bytes (built in memory first, so the server holds at most that bound for it), whatever the artifact's size; a larger part streams without it. `X-Weightinit-Digest-Max-Bytes` states the bound on every 206 (0: no part is digested), so that a client can cut its parts to it. Small artifacts (at most the bound) also carry `Repr-Digest` of the *whole* artifact, so a client that assembles the parts can verify the result. */
             206: {
                 headers: {
                     "Content-Range": components["headers"]["ContentRange"];

@@ -9,26 +9,48 @@
 use crate::json::{self, Value};
 use crate::tensor::{element_count, DType, Tensor};
 
+/// The format's own bound on the JSON header (the reference implementation's).
+pub const MAX_HEADER: u64 = 100_000_000;
+
 pub struct SafeTensors {
     pub metadata: Vec<(String, String)>,
     pub tensors: Vec<Tensor>, // in data order
 }
 
-pub fn read(bytes: &[u8]) -> Result<SafeTensors, String> {
-    if bytes.len() < 8 {
+/// One tensor of a header: where its bytes are, relative to the data section.
+pub struct Entry {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub begin: u64,
+    pub end: u64,
+}
+
+pub struct Header {
+    pub metadata: Vec<(String, String)>,
+    pub entries: Vec<Entry>, // in data order, tiling the data section
+}
+
+/// N, the header's length, from a file's first 8 bytes and the file's length: it must fit the file.
+pub fn header_length(first8: &[u8], file_len: u64) -> Result<u64, String> {
+    if first8.len() < 8 || file_len < 8 {
         return Err("not a safetensors file (shorter than 8 bytes)".into());
     }
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
-    if n > (bytes.len() - 8) as u64 || n > 100_000_000 {
+    let n = u64::from_le_bytes(first8[..8].try_into().unwrap());
+    if n > file_len - 8 || n > MAX_HEADER {
         return Err(format!("header length {} does not fit the file", n));
     }
-    let n = n as usize;
-    let header = std::str::from_utf8(&bytes[8..8 + n]).map_err(|_| "the header is not UTF-8")?;
+    Ok(n)
+}
+
+/// The header (its N bytes of JSON) of a file whose data section has `data_len` bytes: every tensor's
+/// dtype, shape and offsets, checked to tile the data section exactly.
+pub fn parse_header(text: &[u8], data_len: u64) -> Result<Header, String> {
+    let header = std::str::from_utf8(text).map_err(|_| "the header is not UTF-8")?;
     let header = json::parse(header)?;
     let members = header.as_object().ok_or("the header is not a JSON object")?;
-    let data = &bytes[8 + n..];
     let mut metadata = Vec::new();
-    let mut entries: Vec<(u64, u64, String, DType, Vec<u64>)> = Vec::new();
+    let mut entries = Vec::new();
     for (name, info) in members {
         if name == "__metadata__" {
             for (k, v) in info.as_object().ok_or("__metadata__ is not an object")? {
@@ -48,25 +70,36 @@ pub fn read(bytes: &[u8]) -> Result<SafeTensors, String> {
         if want != Some(offsets[1] - offsets[0]) {
             return Err(format!("tensor {:?}: {} bytes for shape {:?} of {}", name, offsets[1] - offsets[0], shape, code));
         }
-        entries.push((offsets[0], offsets[1], name.clone(), dtype, shape));
+        entries.push(Entry { name: name.clone(), dtype, shape, begin: offsets[0], end: offsets[1] });
     }
-    entries.sort_by_key(|e| (e.0, e.1));
+    entries.sort_by_key(|e| (e.begin, e.end));
     let mut expected = 0u64;
-    let mut tensors = Vec::with_capacity(entries.len());
-    for (begin, end, name, dtype, shape) in entries {
-        if begin != expected {
-            return Err(format!("tensor {:?} starts at {}, expected {} (gap or overlap)", name, begin, expected));
+    for e in &entries {
+        if e.begin != expected {
+            return Err(format!("tensor {:?} starts at {}, expected {} (gap or overlap)", e.name, e.begin, expected));
         }
-        if end > data.len() as u64 {
-            return Err(format!("tensor {:?} ends at {}, past the data ({} bytes)", name, end, data.len()));
+        if e.end > data_len {
+            return Err(format!("tensor {:?} ends at {}, past the data ({} bytes)", e.name, e.end, data_len));
         }
-        tensors.push(Tensor { name, dtype, shape, data: data[begin as usize..end as usize].to_vec() });
-        expected = end;
+        expected = e.end;
     }
-    if expected != data.len() as u64 {
-        return Err(format!("{} bytes after the last tensor", data.len() as u64 - expected));
+    if expected != data_len {
+        return Err(format!("{} bytes after the last tensor", data_len - expected));
     }
-    Ok(SafeTensors { metadata, tensors })
+    Ok(Header { metadata, entries })
+}
+
+/// A whole file in memory: its metadata and every tensor.
+pub fn read(bytes: &[u8]) -> Result<SafeTensors, String> {
+    let n = header_length(bytes, bytes.len() as u64)? as usize;
+    let data = &bytes[8 + n..];
+    let h = parse_header(&bytes[8..8 + n], data.len() as u64)?;
+    let tensors = h
+        .entries
+        .into_iter()
+        .map(|e| Tensor { data: data[e.begin as usize..e.end as usize].to_vec(), name: e.name, dtype: e.dtype, shape: e.shape })
+        .collect();
+    Ok(SafeTensors { metadata: h.metadata, tensors })
 }
 
 fn u64_list(v: &Value) -> Option<Vec<u64>> {
