@@ -42,6 +42,7 @@ from .errors import SpecError
 from .gains import calculate_gain
 from .gates import GATES
 from .recipes import REGISTRY as RECIPES
+from .structured import DeltaOrthogonal, ZerO
 from .scheme_entry import (
     DISTRIBUTIONS,
     MAX_MAGNITUDE,
@@ -214,6 +215,19 @@ def _dirac(p, ctx):
     return Resolved(d, None, d.variance())
 
 
+def _zero_matrix(p, ctx):
+    d = ZerO(ctx.groups, ctx.torch_shape)
+    return Resolved(d, None, d.variance())
+
+
+def _delta_orthogonal(p, ctx):
+    if ctx.groups != 1:
+        raise SpecError("scheme", f"delta_orthogonal applies to ungrouped convolutions (groups 1), got groups {ctx.groups}")
+    gain = resolve_gain(p["gain"], None)
+    d = DeltaOrthogonal(gain, ctx.torch_shape)
+    return Resolved(d, gain, d.variance())
+
+
 def _sparse(p, ctx):
     d = Sparse(p["sparsity"], p["std"], ctx.torch_shape)
     return Resolved(d, None, d.variance())
@@ -278,6 +292,21 @@ _OTHERS = [
                                                              doc="groups (default: the layer's)"),),
            _dirac, family="structured", keras=None, torch="torch.nn.init.dirac_",
            paper="Zagoruyko & Komodakis 2017, DiracNets, arXiv:1706.00388"),
+    Scheme("zero_matrix", "ZerO's Algorithm 1 on one weight, deterministic (the seed changes nothing): the identity "
+           "when out == in, the partial identity (the first out inputs) when out < in, the first out x in block of "
+           "a 2^m Hadamard matrix times 2^(-(m-1)/2), m = ceil(log2 out), when out > in; on a convolution, that "
+           "matrix at the kernel's centre ((k-1)//2) per group, zeros elsewhere. The `zero` recipe adds the "
+           "residual rule", "I | I* | 2^(-(m-1)/2) I* H_m I*, m = ceil(log2 out)",
+           r"I \mid I^* \mid 2^{-(m-1)/2}\, I^* H_m I^*", (), _zero_matrix, family="structured",
+           paper="Zhao, Schäfer & Anandkumar 2022, ZerO Initialization: Initializing Neural Networks with only Zeros "
+                 "and Ones (TMLR), arXiv:2110.12661, Algorithm 1"),
+    Scheme("delta_orthogonal", "A convolution kernel that is an orthogonal matrix times gain at its spatial centre "
+           "((k-1)//2, JAX's) and zero elsewhere: dynamical isometry for very deep CNNs (needs in_channels <= "
+           "out_channels, rank 3 to 5, groups 1; JAX's delta_orthogonal)", "w[:, :, centre] = gain * Q, Q^T Q = I; 0 elsewhere",
+           r"W_{:,:,c} = g\,Q,\ Q^\top Q = I", (Param("gain", "gain", 1.0, minimum=0.0, maximum=1e3, exclusive_minimum=True,
+                                                        doc="multiplier (JAX's scale), or a nonlinearity name"),),
+           _delta_orthogonal, family="structured", recommended=("linear", "tanh"),
+           paper="Xiao et al. 2018, Dynamical Isometry and a Mean Field Theory of CNNs (ICML), arXiv:1806.05393"),
     Scheme("sparse", "N(0, std^2) with ceil(sparsity * rows) zeros in every column (2-D)",
            "N(0, std^2), fraction `sparsity` of each column zero", r"\mathcal{N}(0,\sigma^2)\ \text{sparse}",
            (Param("sparsity", "number", None, minimum=0.0, maximum=1.0, exclusive_maximum=True, required=True,

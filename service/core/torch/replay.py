@@ -25,6 +25,7 @@ import numpy as np
 from .. import layers
 from ..gates import LSTM_FORGET
 from ..schemes import resolve_gain
+from ..structured import at_centre
 from . import init
 from .generator import TorchCPUGenerator
 
@@ -56,6 +57,11 @@ def torch_call(t) -> tuple[str, dict, str]:
             f"torch.nn.init.{fn}(w, a={a!r}, mode={mode!r}, nonlinearity={nl!r})"
     if name == "orthogonal":
         return "orthogonal_", {"gain": gain}, f"torch.nn.init.orthogonal_(w, gain={gain!r})"
+    if name == "delta_orthogonal":
+        return "delta_orthogonal", {"gain": gain}, \
+            f"q = torch.nn.init.orthogonal_(torch.empty(w.shape[:2]), gain={gain!r}); w.zero_(); w[:, :, centre] = q"
+    if name == "zero_matrix":  # deterministic: no draw from the stream
+        return "zero_matrix", {}, "ZerO Algorithm 1 (identity, partial identity or Hadamard; no random draw)"
     if name == "sparse":
         return "sparse_", {"sparsity": spec["sparsity"], "std": spec["std"]}, \
             f"torch.nn.init.sparse_(w, sparsity={spec['sparsity']!r}, std={spec['std']!r})"
@@ -80,10 +86,11 @@ def torch_call(t) -> tuple[str, dict, str]:
 
 
 def predicted_exact(t) -> bool:
-    """Whether the values are bit-identical to PyTorch's (AVX2 kernels): all but orthogonal_
-    (float32 QR in torch vs float64 QR here; see init.ORTHOGONAL_BOUND_FACTOR)."""
+    """Whether the values are bit-identical to PyTorch's (AVX2 kernels): all but orthogonal_ and the
+    delta-orthogonal centre it draws (float32 QR in torch vs float64 QR here; see
+    init.ORTHOGONAL_BOUND_FACTOR)."""
     method, _, _ = torch_call(t)
-    return method != "orthogonal_"
+    return method not in init.QR_METHODS
 
 
 def _apply(gen: TorchCPUGenerator, t, shape) -> tuple[np.ndarray, bool]:
@@ -97,6 +104,11 @@ def _apply(gen: TorchCPUGenerator, t, shape) -> tuple[np.ndarray, bool]:
         return (init.eye_(gen, shape) * np.float32(kw["gain"])).astype(np.float32), True
     if method == "uniform_":
         return gen.uniform_(shape, kw["low"], kw["high"]), True
+    if method == "zero_matrix":
+        return t.distribution.draw(shape, None, None).astype(np.float32), True
+    if method == "delta_orthogonal":
+        q, exact = init.orthogonal_(gen, shape[:2], kw["gain"])
+        return at_centre(shape, q).astype(np.float32), exact
     out = getattr(init, method)(gen, shape, **kw)
     return out if isinstance(out, tuple) else (out, True)
 
