@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from . import layers, recipes, schemes
+from . import layers, recipes, roles, schemes
 from .distributions import Constant, WholeMatrix
 from .layers import Layer, TensorSpec
 
@@ -143,6 +143,10 @@ def warnings_for(t: TensorSpec, dist, variance: float) -> list[dict]:
     out = []
     weightlike = t.role in ("weight", "raw")
     if weightlike and isinstance(dist, Constant):
+        if dist.value == 0 and roles.is_residual(t.layer_role):
+            # A residual branch's last layer at 0 (ZerO, Fixup, SkipInit) starts its block as the identity on
+            # purpose, and still learns: its input is not constant, so its units get different gradients.
+            return out
         out.append({"code": "symmetric", "message": (
             f"every value is {dist.value:g}: all units of this layer compute the same output and receive the same "
             "gradient, so they stay identical and the network cannot learn (break the symmetry with random weights)")})

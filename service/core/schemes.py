@@ -42,7 +42,6 @@ from .errors import SpecError
 from .gains import calculate_gain
 from .gates import GATES
 from .recipes import REGISTRY as RECIPES
-from .structured import DeltaOrthogonal, ZerO
 from .scheme_entry import (
     DISTRIBUTIONS,
     MAX_MAGNITUDE,
@@ -52,6 +51,7 @@ from .scheme_entry import (
     Resolved,
     Scheme,
 )
+from .structured import DeltaOrthogonal, ZerO
 
 # --------------------------------------------------------------------------- variance scaling
 

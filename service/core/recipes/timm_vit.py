@@ -37,11 +37,12 @@ CONVS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "
 def choose(t, layer, spec: dict, model: Model):
     std, token_std = spec["std"], spec["token_std"]
     trunc = use("truncated_normal", mean=0.0, std=std, low=LOW, high=HIGH)
-    cut = f"trunc_normal_(std={std:g}, a={LOW:g}, b={HIGH:g}) (absolute bounds: {HIGH / std:g} std, in effect untruncated)"
+    effect = "in effect untruncated" if HIGH / std >= 10 else "the reported std is the truncated one"
+    cut = f"trunc_normal_(std={std:g}, a={LOW:g}, b={HIGH:g}) (absolute bounds: {HIGH / std:g} std, {effect})"
     if t.layer_type in CONVS:
-        return (use("uniform_fan_in"),
-                f"timm_vit: init_weights_vit_timm leaves a Conv (PatchEmbed's proj) as constructed: PyTorch's "
-                f"kaiming_uniform_(a=sqrt(5)) = U[+-1/sqrt(fan_in)], fan_in {t.fan_in}, for the {t.role}")
+        why = (f"timm_vit: init_weights_vit_timm leaves a Conv (PatchEmbed's proj) as constructed: PyTorch's "
+               f"kaiming_uniform_(a=sqrt(5)) = U[+-1/sqrt(fan_in)], fan_in {t.fan_in}, for the {t.role}")
+        return use("uniform_fan_in"), why
     if t.role == "bias":
         return use("zeros"), "timm_vit: nn.Linear biases zeros_"
     if t.layer_role == "cls_token":

@@ -38,8 +38,8 @@ def choose(t, layer, spec: dict, model: Model):
     if t.role == "bias":
         return use("zeros"), "zero: biases start at 0"
     if is_residual(t.layer_role):
-        return (use("zeros"), f"zero: the last layer of a residual branch (role {t.layer_role}) starts at 0, so the "
-                              "block starts as the identity")
+        why = f"zero: the last layer of a residual branch (role {t.layer_role}) starts at 0, so the block starts as the identity"
+        return use("zeros"), why
     if t.layer_type == "tensor" and len(t.torch_shape) != 2:
         raise SpecError("scheme", f"zero applies Algorithm 1 to matrices and convolution kernels; the raw tensor "
                                   f"{t.name} has shape {list(t.torch_shape)} (give it a scheme of its own)")

@@ -113,6 +113,7 @@ def test_the_recipe_zeroes_each_residual_branch_end_and_reports_the_rule():
         assert by[name].chosen_by == "zero" and by[name].scheme == {"name": "zeros"}
         assert not by[name].generate().any()
         assert "last layer of a residual branch" in by[name].reason
+        assert by[name].warnings == []  # zero on purpose: the block starts as the identity, and learns
     for name, (out, cols) in {"qkv.weight": (48, 16), "fc1.weight": (64, 16), "head.weight": (10, 16)}.items():
         t = by[name]
         assert t.chosen_by == "zero" and t.scheme == {"name": "zero_matrix"}
