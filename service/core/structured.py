@@ -63,9 +63,11 @@ def at_centre(shape, matrix: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ZerO(WholeMatrix):
-    """ZerO (Zhao et al. 2022, Algorithm 1) on a dense weight; on a convolution, the paper's extension:
-    Algorithm 1 on the kernel's centre slice (out, in/groups), zeros elsewhere (per group, each group
-    being its own convolution). Deterministic: the seed changes nothing."""
+    """ZerO (Zhao et al. 2022, Algorithm 1) on a dense weight (PyTorch's (out, in) view: the paper's
+    W in R^(P x Q) maps Q inputs to P outputs). On a convolution, Algorithm 1's (out, in/groups) matrix
+    at the kernel's centre and zeros elsewhere, per group (each group is a convolution of its own): the
+    kernel then acts on the channels as the matrix does, the way ``dirac_`` extends the identity.
+    Deterministic: the seed changes nothing."""
 
     groups: int
     shape: tuple

@@ -11,12 +11,14 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy.linalg import hadamard
 
 from service import create_app
 from service.core import SpecError
 from service.core.distributions import WHOLE_MAX_ELEMENTS
 from service.core.structured import hadamard_sum
+from service.core.torch.init import ORTHOGONAL_BOUND_FACTOR
 
 from tests.api.helpers import assert_problem
 from tests.helpers import draw, plan_of
@@ -152,3 +154,18 @@ def test_a_bad_document_is_a_422_naming_the_field():
                                 "scheme": "zero"})
     p = assert_problem(r, 422, "invalid-document")
     assert list(p["errors"]) == ["scheme"] and "shape [2, 2, 2]" in p["errors"]["scheme"][0]
+
+
+def test_rng_torch_draws_nothing_for_it():
+    # zero_matrix consumes no stream: the next layer's orthogonal_ is torch's after the two constructors
+    doc = {"architecture": {"layers": [dense(12, 5), {**dense(4, 4), "name": "fc2", "scheme": "orthogonal"}]},
+           "scheme": "zero_matrix", "seed": 7, "rng": "torch"}
+    plan = plan_of(doc)
+    w, w2 = plan.selected[0], plan.selected[2]
+    assert w.theory()["exact"] is True and "no random draw" in w.theory()["torch_call"]
+    np.testing.assert_array_equal(w.generate(), algorithm_1(12, 5).astype(np.float32))
+    torch.manual_seed(7)
+    torch.nn.Linear(5, 12), torch.nn.Linear(4, 4)  # the constructors draw first
+    q = torch.empty(4, 4)
+    torch.nn.init.orthogonal_(q)
+    np.testing.assert_allclose(w2.generate(), q.numpy(), atol=ORTHOGONAL_BOUND_FACTOR * 4 * 2.0 ** -24)
