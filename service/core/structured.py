@@ -87,9 +87,9 @@ class ZerO(WholeMatrix):
         return zero_magnitude(*self._block())
 
     def parameters(self):
+        """The non-zero entries' magnitude and the Hadamard order m (0: an identity or partial identity)."""
         rows, cols = self._block()
-        case = "identity" if rows == cols else "partial_identity" if rows < cols else "hadamard"
-        return {"case": case, "magnitude": self._magnitude()}
+        return {"magnitude": self._magnitude(), "hadamard_m": (rows - 1).bit_length() if rows > cols else 0}
 
     def bounds(self):
         rows, cols = self._block()
@@ -169,7 +169,7 @@ class DeltaOrthogonal(WholeMatrix):
                                       f"`fan_out`), got {self.shape[1]} > {self.shape[0]}")
 
     def parameters(self):
-        return {"gain": self.gain, "centre": list(_centre(self.shape))}
+        return {"gain": self.gain}
 
     def bounds(self):
         return [-abs(self.gain), abs(self.gain)]

@@ -1814,7 +1814,7 @@ export interface components {
                 reason: string;
             };
             /** @enum {string} */
-            distribution: "uniform" | "normal" | "truncated_normal" | "constant" | "orthogonal" | "identity" | "dirac" | "sparse" | "lstm_forget_bias";
+            distribution: "uniform" | "normal" | "truncated_normal" | "constant" | "orthogonal" | "identity" | "dirac" | "zero_matrix" | "delta_orthogonal" | "sparse" | "lstm_forget_bias";
             parameters: {
                 [key: string]: number;
             };

@@ -24,6 +24,7 @@ from service.core import SpecError, linalg_identity
 from service.core.distributions import qr_work
 from service.core.torch.init import ORTHOGONAL_BOUND_FACTOR
 
+from tests.api.conftest import app, check_openapi, openapi, spec_dict  # noqa: F401  (fixtures)
 from tests.api.helpers import assert_problem
 from tests.helpers import draw, plan_of
 
@@ -60,7 +61,7 @@ def test_the_centre_is_orthogonal_times_gain_and_the_rest_zero(kernel, cin, cout
     np.testing.assert_allclose(centre @ centre.T, g * g * np.eye(cin), atol=1e-12)  # orthonormal rows, as JAX's
     assert not rest.any()
     th = t.theory()
-    assert th["parameters"] == {"gain": g, "centre": [(k - 1) // 2 for k in kernel]}
+    assert th["parameters"] == {"gain": g}
     assert th["variance"] == pytest.approx(np.mean(w * w), rel=1e-12) and th["mean"] == 0.0
     assert th["bounds"] == [-g, g] and np.abs(w).max() <= g
 
@@ -144,3 +145,15 @@ def test_it_is_a_lapack_tensor_and_a_whole_matrix():
     c = create_app({"max_matrix_flops": work.flops - 1}).test_client()
     p = assert_problem(c.post("/v1/weights", json={**doc(conv(32, 64, 3)), "format": "npy"}), 413, "limit-exceeded")
     assert p["limit"] == "max_matrix_flops" and p["requested"] == work.flops
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def test_the_plan_answer_validates_against_openapi(client, check_openapi):
+    body = doc(conv(4, 8, 3), scheme={"gain": "relu"})
+    r = client.post("/v1/plan", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    check_openapi({"path": "/v1/plan", "method": "POST", "json": body}, r)

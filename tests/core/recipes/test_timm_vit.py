@@ -20,6 +20,7 @@ import torch
 
 from service import create_app
 
+from tests.api.conftest import app, check_openapi, openapi, spec_dict  # noqa: F401  (fixtures)
 from tests.api.helpers import assert_problem
 from tests.helpers import plan_of
 from tests.references import timm
@@ -168,3 +169,15 @@ def test_bad_parameters_and_unknown_tensors_are_422s():
     raw = {"architecture": {"layers": [{"type": "tensor", "name": "w", "shape": [4, 4]}]}, "scheme": "timm_vit"}
     p = assert_problem(c.post("/v1/plan", json=raw), 422, "invalid-document")
     assert list(p["errors"]) == ["scheme"] and "role cls_token or position_embedding" in p["errors"]["scheme"][0]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def test_the_plan_answer_validates_against_openapi(client, check_openapi):
+    body = {"architecture": {"layers": layers()}, "scheme": "timm_vit"}
+    r = client.post("/v1/plan", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    check_openapi({"path": "/v1/plan", "method": "POST", "json": body}, r)

@@ -20,6 +20,7 @@ from service.core.distributions import WHOLE_MAX_ELEMENTS
 from service.core.structured import hadamard_sum
 from service.core.torch.init import ORTHOGONAL_BOUND_FACTOR
 
+from tests.api.conftest import app, check_openapi, openapi, spec_dict  # noqa: F401  (fixtures)
 from tests.api.helpers import assert_problem
 from tests.helpers import draw, plan_of
 
@@ -56,6 +57,8 @@ def test_zero_matrix_is_algorithm_1_value_for_value(out, cols):
     assert th["mean"] == pytest.approx(v.mean(), rel=1e-12, abs=1e-15)
     assert th["variance"] == pytest.approx(v.var(), rel=1e-12, abs=1e-15)
     assert th["bounds"][0] <= v.min() and v.max() <= th["bounds"][1]
+    m = math.ceil(math.log2(out)) if out > cols else 0
+    assert th["parameters"] == {"magnitude": 2.0 ** (-(m - 1) / 2) if m else 1.0, "hadamard_m": m}
 
 
 def test_a_wrong_factor_fails_the_reference():
@@ -169,3 +172,15 @@ def test_rng_torch_draws_nothing_for_it():
     q = torch.empty(4, 4)
     torch.nn.init.orthogonal_(q)
     np.testing.assert_allclose(w2.generate(), q.numpy(), atol=ORTHOGONAL_BOUND_FACTOR * 4 * 2.0 ** -24)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def test_the_plan_answer_validates_against_openapi(client, check_openapi):
+    body = {"architecture": {"layers": BLOCK + [{"type": "conv1d", "name": "c", "in_channels": 3, "out_channels": 5, "kernel_size": 3}]}, "scheme": "zero"}
+    r = client.post("/v1/plan", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    check_openapi({"path": "/v1/plan", "method": "POST", "json": body}, r)
