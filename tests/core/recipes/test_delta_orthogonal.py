@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from service import create_app
-from service.core import SpecError, linalg_identity
+from service.core import SpecError, linalg_identity, matrix_cache
 from service.core.distributions import qr_work
 from service.core.torch.init import ORTHOGONAL_BOUND_FACTOR
 
@@ -35,7 +35,7 @@ def conv(cin, cout, k, dims=2, **kw):
 
 def doc(layer, **kw):
     return {"architecture": {"layers": [layer]}, "scheme": {"name": "delta_orthogonal", **kw.pop("scheme", {})},
-            "seed": 5, **kw}
+            "seed": kw.pop("seed", 5), **kw}
 
 
 def centre_and_rest(w_hwio: np.ndarray):
@@ -157,3 +157,15 @@ def test_the_plan_answer_validates_against_openapi(client, check_openapi):
     r = client.post("/v1/plan", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
     check_openapi({"path": "/v1/plan", "method": "POST", "json": body}, r)
+
+
+def test_range_parts_cut_one_draw(client):
+    body = {**doc(conv(48, 64, 3), seed=91), "format": "npy", "tensors": ["c.weight"]}
+    before = matrix_cache.cache().stats()["draws"]
+    r = client.post("/v1/weights", json=body)
+    assert r.status_code == 200, r.data[:300]
+    whole = r.data
+    parts = [client.post("/v1/weights", json=body, headers={"Range": f"bytes={a}-{a + 16383}"}).data
+             for a in range(0, len(whole), 16384)]
+    assert b"".join(parts) == whole
+    assert matrix_cache.cache().stats()["draws"] - before == 1
