@@ -148,15 +148,16 @@ def test_it_is_a_lapack_tensor_and_a_whole_matrix():
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client(request):
+    return request.getfixturevalue("app").test_client()
 
 
-def test_the_plan_answer_validates_against_openapi(client, check_openapi):
+def test_the_plan_answer_validates_against_openapi(client, request):
+    check = request.getfixturevalue("check_openapi")
     body = doc(conv(4, 8, 3), scheme={"gain": "relu"})
     r = client.post("/v1/plan", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
-    check_openapi({"path": "/v1/plan", "method": "POST", "json": body}, r)
+    check({"path": "/v1/plan", "method": "POST", "json": body}, r)
 
 
 def test_range_parts_cut_one_draw(client):

@@ -172,12 +172,13 @@ def test_bad_parameters_and_unknown_tensors_are_422s():
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client(request):
+    return request.getfixturevalue("app").test_client()
 
 
-def test_the_plan_answer_validates_against_openapi(client, check_openapi):
+def test_the_plan_answer_validates_against_openapi(client, request):
+    check = request.getfixturevalue("check_openapi")
     body = {"architecture": {"layers": layers()}, "scheme": "timm_vit"}
     r = client.post("/v1/plan", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
-    check_openapi({"path": "/v1/plan", "method": "POST", "json": body}, r)
+    check({"path": "/v1/plan", "method": "POST", "json": body}, r)

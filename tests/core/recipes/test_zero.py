@@ -175,12 +175,13 @@ def test_rng_torch_draws_nothing_for_it():
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client(request):
+    return request.getfixturevalue("app").test_client()
 
 
-def test_the_plan_answer_validates_against_openapi(client, check_openapi):
+def test_the_plan_answer_validates_against_openapi(client, request):
+    check = request.getfixturevalue("check_openapi")
     body = {"architecture": {"layers": BLOCK + [{"type": "conv1d", "name": "c", "in_channels": 3, "out_channels": 5, "kernel_size": 3}]}, "scheme": "zero"}
     r = client.post("/v1/plan", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
-    check_openapi({"path": "/v1/plan", "method": "POST", "json": body}, r)
+    check({"path": "/v1/plan", "method": "POST", "json": body}, r)
