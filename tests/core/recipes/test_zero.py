@@ -82,7 +82,9 @@ def test_the_hadamard_sum_behind_the_mean_is_exact(out, cols):
 @pytest.mark.parametrize("cin, cout, groups, k", [(4, 4, 1, 3), (3, 16, 1, 3), (16, 4, 1, 5), (8, 12, 2, 3), (6, 6, 3, 1)])
 def test_a_convolution_holds_algorithm_1_at_its_centre_per_group(layout, cin, cout, groups, k):
     layer = {"type": "conv2d", "name": "c", "in_channels": cin, "out_channels": cout, "kernel_size": k, "groups": groups}
-    _, v = draw({"architecture": {"layers": [layer]}, "scheme": "zero_matrix", "dtype": "float64", "layout": layout})
+    t, v = draw({"architecture": {"layers": [layer]}, "scheme": "zero_matrix", "dtype": "float64", "layout": layout})
+    assert t.theory()["mean"] == pytest.approx(v.mean(), rel=1e-12)
+    assert t.theory()["variance"] == pytest.approx(v.var(), rel=1e-12)
     w = v if layout == "torch" else v.transpose(3, 2, 0, 1)  # keras (kh, kw, in, out) -> (out, in, kh, kw)
     c = (k - 1) // 2
     block = algorithm_1(cout // groups, cin // groups)
