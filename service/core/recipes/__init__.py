@@ -8,9 +8,9 @@ recipes' descriptors use them); the recipes reach the rest of ``core.schemes`` o
 
 from __future__ import annotations
 
-from . import gpt2
+from . import gpt2, megatron, nanogpt
 from .base import Choice, Model, Recipe, use
 
-REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (gpt2.RECIPE,)}
+REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (gpt2.RECIPE, nanogpt.RECIPE, megatron.RECIPE)}
 
 __all__ = ["REGISTRY", "Choice", "Model", "Recipe", "use"]
