@@ -1,5 +1,5 @@
-"""The recipes' reference packages that need torchvision (timm, and torchscale through timm), imported
-with the CPU torch.
+"""The recipes' reference packages that need torchvision (timm, torchscale through timm, and transformers,
+whose model modules import its image utilities once torchvision is installed), imported with the CPU torch.
 
 PyPI's torchvision wheels are CUDA builds: their C++ extension links libtorch_cuda, which the CPU
 torch (2.13.0+cpu, scripts/test-deps.sh) does not have, so it does not load. torchvision's Python
@@ -45,3 +45,10 @@ def torchscale(module: str):
         # torchscale 0.3.0 imports drop_path from timm.models.layers, deprecated in timm 1.x
         warnings.simplefilter("ignore", FutureWarning)
         return importlib.import_module(f"torchscale.architecture.{module}")
+
+
+def transformers():
+    """transformers, its model classes importable (``transformers.GPT2LMHeadModel`` imports
+    ``torchvision.transforms`` through its loss and image modules when torchvision is installed)."""
+    _torchvision()
+    return importlib.import_module("transformers")
