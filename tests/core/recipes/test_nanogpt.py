@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from service import create_app
 from tests.helpers import plan_of, problem_of, report_of
 
 torch = pytest.importorskip("torch", reason="torch (CPU, test-only) is not installed: bash scripts/test-deps.sh")
@@ -185,6 +186,8 @@ def test_the_tie_needs_one_embedding_and_no_readout(change, message):
     change(doc["architecture"]["layers"])
     field, msg, _ = problem_of(doc)
     assert field == "scheme.tie_embeddings" and message in msg
+    r = create_app().test_client().post("/v1/weights", json=doc)  # over HTTP: a 422 naming the field
+    assert r.status_code == 422 and list(r.get_json()["errors"]) == ["scheme.tie_embeddings"]
     plan_of({**doc, "scheme": {"name": "nanogpt", "tie_embeddings": False}})  # untied: fine
 
 
