@@ -497,6 +497,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
@@ -522,6 +527,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize1d"];
@@ -551,6 +561,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize2d"];
@@ -581,6 +596,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize3d"];
@@ -610,6 +630,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             num_embeddings: components["schemas"]["Dim"];
             embedding_dim: components["schemas"]["Dim"];
             /** @description the row that is zero (PyTorch's padding_idx) */
@@ -633,6 +658,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             input_size: components["schemas"]["Dim"];
             hidden_size: components["schemas"]["Dim"];
         };
@@ -653,6 +683,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
             num_features: components["schemas"]["Dim"];
         };
         /**
@@ -674,6 +709,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
             normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
         };
         /**
@@ -694,6 +734,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             embed_dim: components["schemas"]["Dim"];
             num_heads: components["schemas"]["Dim"];
         };
@@ -724,6 +769,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `cls_token`: a learned prefix vector (ViT's class token, register tokens); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `residual_gain`: a scalar gain at the end of a residual branch (SkipInit's alpha); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "cls_token" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "residual_gain" | "readout" | "pooler";
             shape: components["schemas"]["Dim"][];
             fan_in?: components["schemas"]["Dim"];
             fan_out?: components["schemas"]["Dim"];
@@ -749,6 +799,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
             normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
         };
         /**
@@ -769,6 +824,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
             num_groups: components["schemas"]["Dim"];
             num_channels: components["schemas"]["Dim"];
         };
@@ -790,6 +850,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
@@ -1050,9 +1115,9 @@ export interface components {
          * @description Every registry name, canonical and alias (GET /v1/schemes).
          * @enum {string}
          */
-        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
+        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "gpt2" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "megatron" | "nanogpt" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
         /** @description A scheme with its parameters (each scheme's own set; unknown parameters are rejected). */
-        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"];
+        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"] | components["schemas"]["Scheme_gpt2"] | components["schemas"]["Scheme_nanogpt"] | components["schemas"]["Scheme_megatron"];
         /** @description Default: the layer's index ("0", "1", ...). Tensors are named `{layer}.weight`, `{layer}.bias`, ... */
         LayerName: string;
         /**
@@ -1535,6 +1600,74 @@ export interface components {
              */
             name: "keras_default";
         };
+        /**
+         * gpt2
+         * @description GPT-2: every weight N(0, std^2) (std 0.02); the output projection of each residual branch (role attn_out, mlp_out, residual_out) N(0, (std / sqrt(2 n_layer))^2); biases 0; norms 1 and 0
+         */
+        Scheme_gpt2: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "gpt2";
+            /**
+             * @description std of every weight
+             * @default 0.02
+             */
+            std?: number;
+            /**
+             * @description blocks (default: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            n_layer?: number | null;
+        };
+        /**
+         * nanogpt
+         * @description nanoGPT (Karpathy's model.py): GPT-2's rule, every weight N(0, std^2) (std 0.02), each residual branch's output projection (c_proj; role attn_out, mlp_out) N(0, (std / sqrt(2 n_layer))^2), biases 0, norms 1 and 0; under rng torch drawn in nanoGPT's order (constructors, _init_weights over the modules, the tied lm_head, then the c_proj re-draw), bit for bit
+         */
+        Scheme_nanogpt: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "nanogpt";
+            /**
+             * @description std of every weight
+             * @default 0.02
+             */
+            std?: number;
+            /**
+             * @description blocks (default: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            n_layer?: number | null;
+            /**
+             * @description rng torch: lm_head (left out of the document) is tied to the layer with role embedding, as nanoGPT ties it: its nn.Linear is constructed and drawn after the last layer, and those draws are the embedding's values
+             * @default true
+             */
+            tie_embeddings?: boolean;
+        };
+        /**
+         * megatron
+         * @description Megatron-LM (megatron-core): every weight N(0, init_method_std^2) (init_method_normal, std 0.02); the output layers of the attention and MLP blocks (role attn_out, mlp_out, residual_out) N(0, (init_method_std / sqrt(2 num_layers))^2) (scaled_init_method_normal); biases 0; norms 1 and 0
+         */
+        Scheme_megatron: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "megatron";
+            /**
+             * @description std of init_method_normal, every weight
+             * @default 0.02
+             */
+            init_method_std?: number;
+            /**
+             * @description transformer layers (default: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            num_layers?: number | null;
+        };
         /** @enum {string} */
         ActivationName: "linear" | "relu" | "leaky_relu" | "elu" | "gelu" | "silu" | "tanh" | "sigmoid" | "selu" | "softmax";
         /**
@@ -1568,7 +1701,7 @@ export interface components {
             name: components["schemas"]["SchemeName"];
             aliases: components["schemas"]["SchemeName"][];
             /** @enum {string} */
-            family: "variance_scaling" | "constant" | "random" | "structured" | "policy";
+            family: "variance_scaling" | "constant" | "random" | "structured" | "policy" | "recipe";
             summary: string;
             /** @description Plain text */
             formula: string;
