@@ -1,5 +1,5 @@
-"""The recipes' reference packages that need torchvision (timm, torchscale through timm, and transformers,
-whose model modules import its image utilities once torchvision is installed), imported with the CPU torch.
+"""The recipes' reference packages that need torchvision (timm, and torchscale through timm), imported
+with the CPU torch.
 
 torchvision is not installed in the venv's site-packages but beside it, in ``.venv/reference-torchvision``
 (scripts/test-deps.sh): transformers imports torchvision whenever it can find it (its image utilities,
@@ -57,10 +57,3 @@ def torchscale(module: str):
         # torchscale 0.3.0 imports drop_path from timm.models.layers, deprecated in timm 1.x
         warnings.simplefilter("ignore", FutureWarning)
         return importlib.import_module(f"torchscale.architecture.{module}")
-
-
-def transformers():
-    """transformers, its model classes importable (``transformers.GPT2LMHeadModel`` imports
-    ``torchvision.transforms`` through its loss and image modules when torchvision is installed)."""
-    _torchvision()
-    return importlib.import_module("transformers")

@@ -19,7 +19,6 @@ from service.output import formats, hf
 from service.output.artifact import segment_size
 from service.output.options import DEFAULT, Options
 from service.output.report import Report
-from tests import references
 from tests.helpers import GPT2_TINY, LLAMA_TINY, MLP, plan_of
 from tests.output.test_tar import tarfile_bytes
 
@@ -225,8 +224,7 @@ def test_transformers_loads_the_sharded_folder(tmp_path):
     """from_pretrained reads the index and every shard: no key missing, unexpected or mismatched, and the
     parameters are the engine's values."""
     torch = pytest.importorskip("torch", reason="transformers needs torch")
-    pytest.importorskip("transformers")
-    transformers = references.transformers()  # its model classes import torchvision: see tests/references.py
+    transformers = pytest.importorskip("transformers")
     plan = plan_of(LLAMA_TINY)
     data = body(formats.artifact(plan, "hf", options=Options(max_shard_size=10_000)))
     with tarfile.open(fileobj=io.BytesIO(data)) as t:

@@ -14,12 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import references
-
 torch = pytest.importorskip("torch", reason="torch (CPU, test-only) is not installed: bash scripts/test-deps.sh")
-pytest.importorskip(
+transformers = pytest.importorskip(
     "transformers", reason="transformers (test-only) is not installed: bash scripts/test-deps.sh installs 5.23.0")
-transformers = references.transformers()  # importable model classes with torchvision installed (references.py)
 
 from transformers.modeling_utils import remove_tied_weights_from_state_dict  # noqa: E402
 
