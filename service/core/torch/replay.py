@@ -146,7 +146,7 @@ class TorchReplay:
 
     def _run(self) -> dict:
         gen = TorchCPUGenerator(self.seed)
-        end = max(i for i, s in enumerate(self.steps) if self._sets_selected(s)) + 1
+        end = max((i for i, s in enumerate(self.steps) if self._sets_selected(s)), default=-1) + 1
         values: dict[str, tuple] = {}
         for step in self.steps[:end]:
             if isinstance(step, program.Construct):

@@ -5,7 +5,7 @@ functions carries is each tensor's reported std; a 422 names a bad parameter."""
 
 from __future__ import annotations
 
-import math
+import inspect
 import warnings
 
 import numpy as np
@@ -117,6 +117,8 @@ def test_each_tensor_reports_megatrons_std(n_layer, std, num_layers):
     L = num_layers or n_layer
     scheme = {"name": "megatron", "init_method_std": std, **({"num_layers": num_layers} if num_layers else {})}
     report = report_of(plan_of({"architecture": {"layers": gpt(n_layer)}, "scheme": scheme}))["tensors"]
+    # this release's signature: (sigma, num_layers, multiplier=2.0), std = sigma / sqrt(multiplier * num_layers)
+    assert str(inspect.signature(scaled_init_method_normal)) == "(sigma, num_layers, multiplier=2.0)"
     plain, scaled = init_method_normal(std).keywords, scaled_init_method_normal(std, L).keywords
     assert scaled["std"] != plain["std"]
     for t in report:
