@@ -65,7 +65,7 @@ def torch_program(spec: dict, ordered: list) -> list:
     if tied is not None:
         e = tied[0].params
         steps.append(program.Module("Linear", (("bias", False), ("in_features", e["embedding_dim"]),
-                                               ("out_features", e["num_embeddings"]))))
+                                               ("out_features", e["num_embeddings"])), tied[1].size))
     redrawn = [t for _, ts in ordered for t in ts
                if t.chosen_by == NAME and t.spec.role != "bias" and is_residual(t.spec.layer_role)]
     later = {t.name for t in redrawn} | ({tied[1].name} if tied else set())

@@ -28,6 +28,7 @@ class Module:
 
     name: str
     kwargs: tuple = ()         # sorted (name, value) pairs
+    size: int = 0              # the values its constructor draws (what max_torch_elements counts)
 
 
 @dataclass(frozen=True)

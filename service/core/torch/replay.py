@@ -133,9 +133,19 @@ class TorchReplay:
         for t in tensors:
             self.by_layer.setdefault(t.spec.layer_index, []).append(t)
         recipe = recipes.REGISTRY.get(scheme["name"])
-        build = recipe.torch_program if recipe is not None and recipe.torch_program else default_program
-        self.steps = build(scheme, in_init_order(plan_layers, self.by_layer))
+        own = recipe is not None and recipe.torch_program is not None
+        self.steps = (recipe.torch_program if own else default_program)(scheme, in_init_order(plan_layers, self.by_layer))
+        self.end = max((i for i, s in enumerate(self.steps) if self._sets_selected(s)), default=-1) + 1
+        #: A recipe's program: the values its steps up to the last selected one draw (a tied or re-drawn
+        #: tensor counts each time), which ``max_torch_elements`` bounds; None for the default program,
+        #: whose bound counts the tensors up to the last selected one (``service.limits``).
+        self.recipe_values = sum(self._size(s) for s in self.steps[:self.end]) if own else None
         self._cache: dict | None = None
+
+    def _size(self, step) -> int:
+        if isinstance(step, program.Construct):
+            return sum(t.size for t in self.by_layer.get(step.layer.index, []))
+        return step.size if isinstance(step, program.Module) else step.tensor.size
 
     def _sets_selected(self, step) -> bool:
         """Whether the step writes a value the request selected (the steps after the last one that does
@@ -146,9 +156,8 @@ class TorchReplay:
 
     def _run(self) -> dict:
         gen = TorchCPUGenerator(self.seed)
-        end = max((i for i, s in enumerate(self.steps) if self._sets_selected(s)), default=-1) + 1
         values: dict[str, tuple] = {}
-        for step in self.steps[:end]:
+        for step in self.steps[:self.end]:
             if isinstance(step, program.Construct):
                 layer = step.layer
                 kind = layers.get(layer.type)

@@ -212,3 +212,16 @@ def test_untied_readout_is_drawn_in_module_order():
     theirs = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     mine = ours(doc)
     assert list(mine) == list(theirs) and all(np.array_equal(mine[k], theirs[k]) for k in theirs)
+
+
+def test_max_torch_elements_counts_nanogpts_draws():
+    """Selecting wte alone still replays the whole model (its values are lm_head's draw, after every
+    block): the bound counts every step up to that draw (constructions, the tied lm_head, the
+    _init_weights pass, the lm_head draw), not the tensors up to wte."""
+    doc = {**document(SMALL, 0), "tensors": ["transformer.wte.weight"]}
+    total = sum(t.size for t in plan_of(doc).tensors)
+    wte = SMALL["vocab_size"] * SMALL["n_embd"]
+    r = create_app({"max_torch_elements": 2 * total}).test_client().post("/v1/weights", json=doc)
+    p = r.get_json()
+    assert r.status_code == 413 and (p["limit"], p["requested"]) == ("max_torch_elements", 2 * total + 2 * wte)
+    assert "nanogpt's draws up to the last that sets a selected tensor" in p["detail"]
