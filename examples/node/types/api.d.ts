@@ -211,17 +211,31 @@ export interface paths {
          *     thing and update identically, so the model does not train), `saturated` (large weights push
          *     more than 25% of a tanh/sigmoid layer's outputs to the flat ends), `vanishing` / `exploding`
          *     (the signal, measured as each unit's std over the batch relative to the input's, or the
-         *     gradient norm relative to the last layer's, leaves the band [1/10, 10]), else `healthy`; with
-         *     the first layer where it shows and one plain sentence. The thresholds and why they are set
-         *     there are in `thresholds` and in the README.
+         *     gradient norm relative to the last layer's, leaves the band [1/10, 10]), `growing` (a residual
+         *     network's stream ends more than 2x the input's RMS: every branch adds its variance and nothing
+         *     scales it back), else `healthy`; with the first layer where it shows and one plain sentence.
+         *     The thresholds and why they are set there are in `thresholds` and in the README.
          *
          *     The document is the request document restricted to layers that run forward (`dense`; `conv1d` /
          *     `conv2d` with stride 1 and PyTorch's `padding="same"`; a conv followed by a dense layer is
          *     flattened) with an `activation` each (softmax on the last layer only), plus `schemes` (1 to 8 to
          *     compare; default the request's `scheme`), `batch` (2 to 4096, default 128; `diagnose_max_batch`
          *     caps it, 413) and `spatial_size` (the input's spatial size when the first layer is a conv;
-         *     default 32 or 16x16). The cost (multiply-adds, working memory) is estimated from the document
-         *     before anything is drawn: over `diagnose_max_cost` or `diagnose_max_bytes` the answer is 413.
+         *     default 32 or 16x16).
+         *
+         *     Residual and transformer networks: `layernorm` layers run too (over each vector's features, eps
+         *     1e-5), `residual` lists the residual branches as `[first, last]` layer indices (the stream entering
+         *     `first` is added to the output of `last`, whose `role` must be `attn_out`, `mlp_out` or
+         *     `residual_out`: the roles the recipes read; a layernorm as a branch's first layer makes it pre-LN,
+         *     one right after it post-LN), and a dense layer with role `attn_qkv` projects to fused q, k, v
+         *     (GPT-2's `c_attn`) followed by multi-head self-attention over `tokens` tokens per example (default
+         *     16) with `heads` heads (default 1). Each result then carries `stream`: the residual stream's RMS
+         *     and variance after every branch, relative to the input's, and the gradient reaching it. Layers
+         *     inside a branch are not called vanishing (GPT-2, Fixup and SkipInit start them small on purpose):
+         *     the stream is judged instead.
+         *
+         *     The cost (multiply-adds, working memory; attention's tokens^2 work included) is estimated from
+         *     the document before anything is drawn: over `diagnose_max_cost` or `diagnose_max_bytes` the answer is 413.
          *     Deterministic: the same document gives the same numbers; the response carries a strong ETag.
          */
         post: operations["diagnose"];
@@ -390,7 +404,7 @@ export interface components {
         DiagnoseRequest: {
             architecture: {
                 /** @description The layers in order (the configured maximum, `max_layers`, defaults to 1000; above it 413). */
-                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"])[];
+                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["LayerNormLayer"])[];
             };
             /**
              * @description The scheme of every weight (default `auto`, chosen per layer from its activation).
@@ -432,6 +446,12 @@ export interface components {
             batch?: number;
             /** @description The probe's spatial size when the first layer is a convolution (default 32 for conv1d, 16 x 16 for conv2d). */
             spatial_size?: number | number[];
+            /** @description Residual branches, each `[first, last]` by layer index: the stream entering layer `first` is added to the output of layer `last`, whose `role` must end a branch (attn_out, mlp_out, residual_out). A layernorm as a branch's first layer makes it pre-LN; one right after the branch, post-LN. The response then reports the stream after every branch (`stream`). */
+            residual?: number[][];
+            /** @description Tokens per probe example when a dense layer has role `attn_qkv` (default 16): the probe is a batch of sequences, and dense and layernorm layers act on every token. */
+            tokens?: number;
+            /** @description Attention heads (default 1). A dense layer with role `attn_qkv` projects to fused q, k, v (3 x E, GPT-2's c_attn); self-attention over the tokens, with `heads` heads, gives the next layer E features. */
+            heads?: number;
         };
         /**
          * @description Every layer type (the `type` of a Layer).
@@ -497,6 +517,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
@@ -522,6 +547,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize1d"];
@@ -551,11 +581,42 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize2d"];
             /** @default 1 */
             groups?: components["schemas"]["Dim"];
+        };
+        /**
+         * @description Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0.
+         * @example {
+         *       "type": "layernorm",
+         *       "normalized_shape": [
+         *         16
+         *       ]
+         *     }
+         */
+        LayerNormLayer: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "layernorm";
+            name?: components["schemas"]["LayerName"];
+            activation?: components["schemas"]["Activation"];
+            scheme?: components["schemas"]["SchemeSpec"];
+            bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
+            normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
         };
         /**
          * @description A 3-D convolution or transposed convolution (PyTorch nn.Conv3d / nn.ConvTranspose3d); kernel_size: an integer, or a list of 3 (one per spatial dimension). Checked by the service (422 naming the field): groups divides in_channels and out_channels.
@@ -581,6 +642,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize3d"];
@@ -610,6 +676,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             num_embeddings: components["schemas"]["Dim"];
             embedding_dim: components["schemas"]["Dim"];
             /** @description the row that is zero (PyTorch's padding_idx) */
@@ -633,6 +704,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             input_size: components["schemas"]["Dim"];
             hidden_size: components["schemas"]["Dim"];
         };
@@ -653,28 +729,12 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
-            num_features: components["schemas"]["Dim"];
-        };
-        /**
-         * @description Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0.
-         * @example {
-         *       "type": "layernorm",
-         *       "normalized_shape": [
-         *         16
-         *       ]
-         *     }
-         */
-        LayerNormLayer: {
             /**
-             * @description discriminator enum property added by openapi-typescript
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
              * @enum {string}
              */
-            type: "layernorm";
-            name?: components["schemas"]["LayerName"];
-            activation?: components["schemas"]["Activation"];
-            scheme?: components["schemas"]["SchemeSpec"];
-            bias?: components["schemas"]["LayerBias"];
-            normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
+            role?: "norm";
+            num_features: components["schemas"]["Dim"];
         };
         /**
          * @description Multi-head attention (PyTorch nn.MultiheadAttention, projections unpacked): q_proj, k_proj, v_proj, out_proj weights (E, E) and biases (E). Checked by the service (422 naming the field): num_heads divides embed_dim.
@@ -694,6 +754,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             embed_dim: components["schemas"]["Dim"];
             num_heads: components["schemas"]["Dim"];
         };
@@ -724,6 +789,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `cls_token`: a learned prefix vector (ViT's class token, register tokens); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `residual_gain`: a scalar gain at the end of a residual branch (SkipInit's alpha); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "cls_token" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "residual_gain" | "readout" | "pooler";
             shape: components["schemas"]["Dim"][];
             fan_in?: components["schemas"]["Dim"];
             fan_out?: components["schemas"]["Dim"];
@@ -749,6 +819,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
             normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
         };
         /**
@@ -769,6 +844,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
             num_groups: components["schemas"]["Dim"];
             num_channels: components["schemas"]["Dim"];
         };
@@ -790,6 +870,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
@@ -1050,9 +1135,9 @@ export interface components {
          * @description Every registry name, canonical and alias (GET /v1/schemes).
          * @enum {string}
          */
-        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
+        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "gpt2" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
         /** @description A scheme with its parameters (each scheme's own set; unknown parameters are rejected). */
-        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"];
+        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"] | components["schemas"]["Scheme_gpt2"];
         /** @description Default: the layer's index ("0", "1", ...). Tensors are named `{layer}.weight`, `{layer}.bias`, ... */
         LayerName: string;
         /**
@@ -1535,6 +1620,27 @@ export interface components {
              */
             name: "keras_default";
         };
+        /**
+         * gpt2
+         * @description GPT-2: every weight N(0, std^2) (std 0.02); the output projection of each residual branch (role attn_out, mlp_out, residual_out) N(0, (std / sqrt(2 n_layer))^2); biases 0; norms 1 and 0
+         */
+        Scheme_gpt2: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "gpt2";
+            /**
+             * @description std of every weight
+             * @default 0.02
+             */
+            std?: number;
+            /**
+             * @description blocks (default: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            n_layer?: number | null;
+        };
         /** @enum {string} */
         ActivationName: "linear" | "relu" | "leaky_relu" | "elu" | "gelu" | "silu" | "tanh" | "sigmoid" | "selu" | "softmax";
         /**
@@ -1568,7 +1674,7 @@ export interface components {
             name: components["schemas"]["SchemeName"];
             aliases: components["schemas"]["SchemeName"][];
             /** @enum {string} */
-            family: "variance_scaling" | "constant" | "random" | "structured" | "policy";
+            family: "variance_scaling" | "constant" | "random" | "structured" | "policy" | "recipe";
             summary: string;
             /** @description Plain text */
             formula: string;
@@ -1732,11 +1838,12 @@ export interface components {
         /**
          * @description symmetric: a layer's units are identical (zeros or a constant); saturated: more than 25% of a
          *     tanh/sigmoid layer's outputs sit on the flat ends; vanishing / exploding: the signal (unit std over
-         *     the batch / the input's) or the gradient (norm / the last layer's) leaves [1/10, 10] somewhere;
-         *     healthy otherwise. The most severe wins, in that order.
+         *     the batch / the input's) or the gradient (norm / the last layer's) leaves [1/10, 10] somewhere
+         *     outside a residual branch; growing: a residual network's stream ends more than `stream_growth` (2)
+         *     times the input's RMS; healthy otherwise. The most severe wins, in that order.
          * @enum {string}
          */
-        Verdict: "healthy" | "vanishing" | "exploding" | "saturated" | "symmetric";
+        Verdict: "healthy" | "vanishing" | "exploding" | "saturated" | "symmetric" | "growing";
         /** @description Counts in fixed-width bins between `edges` (one more edge than counts). */
         Histogram: {
             edges: number[];
@@ -1759,9 +1866,9 @@ export interface components {
             /** @description Position in architecture.layers */
             index: number;
             /** @enum {string} */
-            type: "dense" | "conv1d" | "conv2d";
+            type: "dense" | "conv1d" | "conv2d" | "layernorm";
             activation_function: components["schemas"]["Activation"];
-            /** @description Per example: (units,) or (channels, *spatial) */
+            /** @description Per example (per token for a sequence): (units,) or (channels, *spatial); an attn_qkv layer: its fused q, k, v (3 x the attention width) */
             output_shape: number[];
             /** @description Output features */
             units: number;
@@ -1816,6 +1923,29 @@ export interface components {
             explanation: string;
             warnings: components["schemas"]["DiagnoseWarning"][];
             layers: components["schemas"]["DiagnoseLayer"][];
+            /** @description Only when the request has `residual`; one entry per branch, in order. */
+            stream?: components["schemas"]["DiagnoseStream"][];
+        };
+        /** @description The residual stream right after a branch's output is added to it. */
+        DiagnoseStream: {
+            /** @description Position in `residual` */
+            branch: number;
+            first_layer: string;
+            last_layer: string;
+            /**
+             * @description pre: the branch starts with a layernorm; post: a layernorm follows it
+             * @enum {string}
+             */
+            norm: "pre" | "post" | "none";
+            /** @description Root mean square of the stream over the batch (every token and feature) */
+            rms: components["schemas"]["NullableNumber"];
+            variance: components["schemas"]["NullableNumber"];
+            /** @description rms / the probe input's rms */
+            ratio: components["schemas"]["NullableNumber"];
+            /** @description Root mean square over the batch of the gradient w.r.t. the stream here */
+            gradient_rms: components["schemas"]["NullableNumber"];
+            /** @description gradient_rms / the output's */
+            gradient_ratio: components["schemas"]["NullableNumber"];
         };
         DiagnoseResponse: {
             seed: number;

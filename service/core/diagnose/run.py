@@ -144,7 +144,7 @@ def run(probe: Probe, cost: dict | None = None) -> dict:
         "engine": engine_info(),
         "request": probe.request(),
         "cost": cost if cost is not None else estimate_cost(probe),
-        "thresholds": dict(THRESHOLDS),
+        "thresholds": {**THRESHOLDS, **({"stream_growth": verdict.STREAM_GROWTH} if probe.residual else {})},
         "results": results,
     }
 
