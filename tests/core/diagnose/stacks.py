@@ -22,10 +22,10 @@ def transformer(blocks: int, width: int, *, post: bool = False, heads: int = 2, 
     for b in range(blocks):
         p = f"h{b}."
         for n, (inner, out) in enumerate((
-                (dict(name=p + "attn.c_attn", out_features=3 * width, role="attn_qkv"),
-                 dict(name=p + "attn.c_proj", in_features=width, role="attn_out")),
-                (dict(name=p + "mlp.c_fc", out_features=4 * width, activation="gelu", role="mlp_in"),
-                 dict(name=p + "mlp.c_proj", in_features=4 * width, role="mlp_out")))):
+                ({"name": p + "attn.c_attn", "out_features": 3 * width, "role": "attn_qkv"},
+                 {"name": p + "attn.c_proj", "in_features": width, "role": "attn_out"}),
+                ({"name": p + "mlp.c_fc", "out_features": 4 * width, "activation": "gelu", "role": "mlp_in"},
+                 {"name": p + "mlp.c_proj", "in_features": 4 * width, "role": "mlp_out"}))):
             first = None if post else ln(f"{p}ln_{n + 1}")
             i = add(type="dense", in_features=width, **inner)
             last = add(type="dense", out_features=width, **out)

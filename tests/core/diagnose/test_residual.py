@@ -20,27 +20,12 @@ from service.core import SpecError, schemes
 from service.core import diagnose as dg
 from service.core.diagnose import measure
 from service.core.diagnose.network import Network
-from service.document import ValidationError, flatten_messages, load_diagnose_request
+from service.document import load_diagnose_request
 
 from .stacks import mlp, transformer
+from .test_diagnose import diagnose, problem
 
 BLOCKS, WIDTH = 48, 16
-
-
-def diagnose(doc, **kw) -> dict:
-    return dg.diagnose(load_diagnose_request(doc), **kw)
-
-
-def problem(doc) -> tuple[str, str, str | None]:
-    """(field, message, limit) of a bad document: the boundary's first error, else the engine's."""
-    try:
-        diagnose(doc)
-    except ValidationError as e:
-        field, messages = next(iter(flatten_messages(e.messages).items()))
-        return field, messages[0], None
-    except SpecError as e:
-        return e.field, e.message, e.limit
-    raise AssertionError("no error")
 
 
 def row(scheme: str, verdict: str, branch: str | None = None):
