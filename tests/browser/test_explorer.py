@@ -220,8 +220,8 @@ def test_explorer_shows_the_residual_stream_preset(server, browser):
     def offered(dr):
         return {b.get_attribute("value") for b in dr.find_elements(By.CSS_SELECTOR, "#scheme-list input") if b.is_displayed()}
 
-    # deepnorm and fixup (branch i15-mup) and lsuv (i15-lsuv) are offered once the registry has them
-    later = {"deepnorm", "fixup", "lsuv"}
+    # deepnorm and fixup (branch i15-mup) are offered once the registry has them
+    later = {"deepnorm", "fixup"}
     WebDriverWait(d, 30).until(lambda dr: offered(dr) & later == later & set(schemes.SCHEMES))
     for box in d.find_elements(By.CSS_SELECTOR, "#scheme-list input"):
         if box.is_displayed() and box.is_selected() != (box.get_attribute("value") in ("auto", "gpt2")):

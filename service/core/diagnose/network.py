@@ -289,8 +289,12 @@ class Network:
         #: Per stage: the attention weights (attention) or (normalized input, 1/std) (layernorm).
         self.saved: list = []
 
-    def layer_forward(self, i: int, x: np.ndarray):
-        """(z, what backward needs besides the input)."""
+    def layer_forward(self, i: int, x: np.ndarray) -> np.ndarray:
+        """The layer's pre-activation z for input x."""
+        return self.layer_forward_saved(i, x)[0]
+
+    def layer_forward_saved(self, i: int, x: np.ndarray):
+        """(z, what backward needs besides the input: a layernorm's normalized input and 1/std)."""
         st, w, b = self.stages[i], self.weights[i], self.biases[i]
         if st.type == "layernorm":
             xhat, rstd = layernorm_forward(x)
@@ -314,7 +318,7 @@ class Network:
                 x = x.reshape(len(x), -1)
             if st.branch_start:
                 stream = x
-            z, saved = self.layer_forward(i, x)
+            z, saved = self.layer_forward_saved(i, x)
             a = activate(st.activation, z)
             if st.heads:
                 a, saved = attention_forward(a, st.tokens, st.heads)

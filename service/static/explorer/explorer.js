@@ -58,11 +58,12 @@
                     "with std 0.02 / sqrt(2 \u00d7 48), DeepNorm scales by beta and Fixup starts it at zero, so the stream " +
                     "stays at the input's scale (\u201chealthy\u201d). Plot: the stream after each branch." },
     relu30: { label: "30-layer ReLU MLP (256 wide): Xavier loses the signal, He keeps it", spatial: "",
-              arch: mlp("relu", 30, 256), schemes: ["xavier_normal", "he_normal", "lsuv"],
+              arch: mlp("relu", 30, 256), schemes: ["xavier_normal", "he_normal"],
               note: "ReLU zeroes about half of its inputs, so each layer halves the signal's variance unless the " +
                     "weights double it. Xavier's variance 2 / (fan_in + fan_out) is 1 / n here, half of what ReLU needs: " +
                     "after 30 layers the signal is 2^-14.5, about 40,000 times weaker (\u201cvanishing\u201d). He's 2 / " +
-                    "fan_in keeps it at the input's scale (\u201chealthy\u201d); LSUV gets there by measuring." },
+                    "fan_in keeps it at the input's scale (\u201chealthy\u201d). LSUV (POST /v1/calibrate) gets there by " +
+                    "measuring: it rescales each layer until its outputs have unit variance on a probe batch." },
     custom: { label: "Custom (edit the JSON below)", arch: null, spatial: null, schemes: null }
   };
 
@@ -84,8 +85,7 @@
     ["constant", "Constant 0.05", { name: "constant", value: 0.05 }],
     ["gpt2", "gpt2 (N(0, 0.02\u00b2), residual outputs / \u221a(2 n_layer))", "gpt2"],
     ["deepnorm", "deepnorm (DeepNet's beta)", "deepnorm"],
-    ["fixup", "fixup (residual branches' last layer at 0)", "fixup"],
-    ["lsuv", "LSUV (layer-sequential unit variance)", "lsuv"]
+    ["fixup", "fixup (residual branches' last layer at 0)", "fixup"]
   ];
   var MAX_SCHEMES = 8;
   /* Okabe-Ito colours (colour-blind safe) and dash patterns, so lines differ in two ways. */
