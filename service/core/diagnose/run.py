@@ -61,7 +61,7 @@ def _run_scheme_inner(probe: Probe, plan: Plan, spec: dict, x: np.ndarray, g_out
     for i, _, z, a in net.forward(x):
         lay, act = layers[i], stages[i].activation
         lay["ran"] = True
-        finite = bool(np.isfinite(z).all() and np.isfinite(a).all())
+        finite = bool(np.isfinite(z).all() and np.isfinite(a).all() and np.isfinite(net.outputs[i]).all())
         lay["overflow"] = not finite
         lay["pre_activation"] = {**moments(z), "unit_std": as_number(unit_std(z)) if finite else None}
         lay["activation"] = {**moments(a), "histogram": histogram(a, *activation_range(act, a)) if finite else None}

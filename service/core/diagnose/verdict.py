@@ -149,7 +149,7 @@ def verdict(stages, layers: list, weight_tensors: list, stream: list | None = No
 def _stream_verdict(stream: list):
     """growing or healthy, from the residual stream after each branch (``run._stream``)."""
     n = len(stream)
-    ratios = [b["ratio"] for b in stream]
+    ratios = [b["ratio"] if b["ratio"] is not None else math.inf for b in stream]  # None: beyond float64
     grad = stream[0]["gradient_ratio"]
     back = f"; the gradient reaching the first branch is {grad:.2g}x the output's" if grad is not None else ""
     marks = sorted({max(0, n * q // 4 - 1) for q in (1, 2, 3, 4)})
