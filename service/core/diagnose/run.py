@@ -106,11 +106,10 @@ def _stream(probe: Probe, net: Network, grad: dict, x: np.ndarray) -> list:
     their ratio to the probe input's, and the RMS of the gradient reaching it, as a ratio to the output's."""
     ref = float(np.sqrt(np.mean(x * x)))
     g_ref = grad.get(len(probe.stages) - 1)
-    out = []
+    out, st = [], probe.stages
     for k, (first, last) in enumerate(probe.residual):
-        s = net.outputs[last] if last < len(net.outputs) else None
+        s = net.outputs[last] if last < len(net.outputs) else None  # None: the forward pass stopped before it
         rms = float(np.sqrt(np.mean(s * s))) if s is not None else None
-        st = probe.stages
         norm = "pre" if st[first].type == "layernorm" else \
             "post" if last + 1 < len(st) and st[last + 1].type == "layernorm" else "none"
         g = grad.get(last)

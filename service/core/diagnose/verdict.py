@@ -55,7 +55,7 @@ def _times(r: float) -> str:
 
 def verdict(stages, layers: list, weight_tensors: list, stream: list | None = None):
     """(verdict, first_bad_layer, explanation) from the per-layer problems, and for a residual network the
-    stream after each branch (``stream_verdict``)."""
+    stream after each branch (``_stream_verdict``)."""
     def first(problem):
         return next((i for i, lay in enumerate(layers) if problem in lay["problems"]), None)
 
@@ -90,9 +90,9 @@ def verdict(stages, layers: list, weight_tensors: list, stream: list | None = No
 
     inside = branch_layers(stages)
 
-    def extreme(key, pick):  # over the layers on the stream's path (a branch's inside is judged by its stream)
+    def extreme(key, pick):  # a branch's inside may be small (its stream is judged), never large
         vals = [(lay[key], lay["name"]) for lay, st in zip(layers, stages)
-                if lay[key] is not None and st.index not in inside]
+                if lay[key] is not None and (pick is max or st.index not in inside)]
         return pick(vals, key=lambda v: v[0]) if vals else (1.0, None)
 
     (fmin, fmin_at), (fmax, fmax_at) = extreme("forward_ratio", min), extreme("forward_ratio", max)
