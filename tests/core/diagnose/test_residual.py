@@ -18,11 +18,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from service import document
 from service.core import SpecError, schemes
 from service.core import diagnose as dg
 from service.core.diagnose import measure
 from service.core.diagnose.network import Network
-from service import document
 from service.document import load_diagnose_request
 
 from .stacks import mlp, transformer
