@@ -57,8 +57,10 @@ def load_diagnose_request(data) -> DiagnoseRequest:
     """A ``/v1/diagnose`` body: the typed diagnose request."""
     request, added = load(data, DiagnoseRequestSchema)
     schemes = added.get("schemes")
+    residual = added.get("residual")
     return DiagnoseRequest(request, tuple(schemes) if schemes is not None else None, added["batch"],
-                           added.get("spatial_size"))
+                           added.get("spatial_size"), tuple(residual) if residual is not None else None,
+                           added.get("tokens"), added.get("heads"))
 
 
 def flatten_messages(messages, prefix: str = "") -> dict[str, list[str]]:

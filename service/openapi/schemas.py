@@ -112,6 +112,11 @@ class Components:
         if isinstance(k, kinds.IntOrShortList):
             entry = {"type": "integer", "minimum": 1, "maximum": k.maximum}
             return {"oneOf": [entry, {"type": "array", "items": entry, "minItems": 1, "maxItems": k.max_length}]}
+        if isinstance(k, kinds.RangeList):
+            entry = {"type": "integer", "minimum": 0, "maximum": k.maximum}
+            pair = {"type": "array", "items": entry, "minItems": 2, "maxItems": 2,
+                    "description": "[first, last] (first <= last; each range after the previous one)"}
+            return {"type": "array", "items": pair, "maxItems": k.max_length}
         if isinstance(k, kinds.NotApplicable):
             return {"description": f"{k.why} (only null is accepted)", **NULL}
         raise TypeError(f"no OpenAPI schema for {type(k).__name__}")  # every kind of core.fields is above

@@ -211,17 +211,31 @@ export interface paths {
          *     thing and update identically, so the model does not train), `saturated` (large weights push
          *     more than 25% of a tanh/sigmoid layer's outputs to the flat ends), `vanishing` / `exploding`
          *     (the signal, measured as each unit's std over the batch relative to the input's, or the
-         *     gradient norm relative to the last layer's, leaves the band [1/10, 10]), else `healthy`; with
-         *     the first layer where it shows and one plain sentence. The thresholds and why they are set
-         *     there are in `thresholds` and in the README.
+         *     gradient norm relative to the last layer's, leaves the band [1/10, 10]), `growing` (a residual
+         *     network's stream ends more than 2x the input's RMS: every branch adds its variance and nothing
+         *     scales it back), else `healthy`; with the first layer where it shows and one plain sentence.
+         *     The thresholds and why they are set there are in `thresholds` and in the README.
          *
          *     The document is the request document restricted to layers that run forward (`dense`; `conv1d` /
          *     `conv2d` with stride 1 and PyTorch's `padding="same"`; a conv followed by a dense layer is
          *     flattened) with an `activation` each (softmax on the last layer only), plus `schemes` (1 to 8 to
          *     compare; default the request's `scheme`), `batch` (2 to 4096, default 128; `diagnose_max_batch`
          *     caps it, 413) and `spatial_size` (the input's spatial size when the first layer is a conv;
-         *     default 32 or 16x16). The cost (multiply-adds, working memory) is estimated from the document
-         *     before anything is drawn: over `diagnose_max_cost` or `diagnose_max_bytes` the answer is 413.
+         *     default 32 or 16x16).
+         *
+         *     Residual and transformer networks: `layernorm` layers run too (over each vector's features, eps
+         *     1e-5), `residual` lists the residual branches as `[first, last]` layer indices (the stream entering
+         *     `first` is added to the output of `last`, whose `role` must be `attn_out`, `mlp_out` or
+         *     `residual_out`: the roles the recipes read; a layernorm as a branch's first layer makes it pre-LN,
+         *     one right after it post-LN), and a dense layer with role `attn_qkv` projects to fused q, k, v
+         *     (GPT-2's `c_attn`) followed by multi-head self-attention over `tokens` tokens per example (default
+         *     16) with `heads` heads (default 1). Each result then carries `stream`: the residual stream's RMS
+         *     and variance after every branch, relative to the input's, and the gradient reaching it. Layers
+         *     inside a branch are not called vanishing (GPT-2, Fixup and SkipInit start them small on purpose):
+         *     the stream is judged instead.
+         *
+         *     The cost (multiply-adds, working memory; attention's tokens^2 work included) is estimated from
+         *     the document before anything is drawn: over `diagnose_max_cost` or `diagnose_max_bytes` the answer is 413.
          *     Deterministic: the same document gives the same numbers; the response carries a strong ETag.
          */
         post: operations["diagnose"];
@@ -390,7 +404,7 @@ export interface components {
         DiagnoseRequest: {
             architecture: {
                 /** @description The layers in order (the configured maximum, `max_layers`, defaults to 1000; above it 413). */
-                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"])[];
+                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["LayerNormLayer"])[];
             };
             /**
              * @description The scheme of every weight (default `auto`, chosen per layer from its activation).
@@ -432,6 +446,12 @@ export interface components {
             batch?: number;
             /** @description The probe's spatial size when the first layer is a convolution (default 32 for conv1d, 16 x 16 for conv2d). */
             spatial_size?: number | number[];
+            /** @description Residual branches, each `[first, last]` by layer index: the stream entering layer `first` is added to the output of layer `last`, whose `role` must end a branch (attn_out, mlp_out, residual_out). A layernorm as a branch's first layer makes it pre-LN; one right after the branch, post-LN. The response then reports the stream after every branch (`stream`). */
+            residual?: number[][];
+            /** @description Tokens per probe example when a dense layer has role `attn_qkv` (default 16): the probe is a batch of sequences, and dense and layernorm layers act on every token. */
+            tokens?: number;
+            /** @description Attention heads (default 1). A dense layer with role `attn_qkv` projects to fused q, k, v (3 x E, GPT-2's c_attn); self-attention over the tokens, with `heads` heads, gives the next layer E features. */
+            heads?: number;
         };
         /**
          * @description Every layer type (the `type` of a Layer).
@@ -573,6 +593,32 @@ export interface components {
             groups?: components["schemas"]["Dim"];
         };
         /**
+         * @description Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0.
+         * @example {
+         *       "type": "layernorm",
+         *       "normalized_shape": [
+         *         16
+         *       ]
+         *     }
+         */
+        LayerNormLayer: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "layernorm";
+            name?: components["schemas"]["LayerName"];
+            activation?: components["schemas"]["Activation"];
+            scheme?: components["schemas"]["SchemeSpec"];
+            bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
+            normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
+        };
+        /**
          * @description A 3-D convolution or transposed convolution (PyTorch nn.Conv3d / nn.ConvTranspose3d); kernel_size: an integer, or a list of 3 (one per spatial dimension). Checked by the service (422 naming the field): groups divides in_channels and out_channels.
          * @example {
          *       "type": "conv3d",
@@ -689,32 +735,6 @@ export interface components {
              */
             role?: "norm";
             num_features: components["schemas"]["Dim"];
-        };
-        /**
-         * @description Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0.
-         * @example {
-         *       "type": "layernorm",
-         *       "normalized_shape": [
-         *         16
-         *       ]
-         *     }
-         */
-        LayerNormLayer: {
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "layernorm";
-            name?: components["schemas"]["LayerName"];
-            activation?: components["schemas"]["Activation"];
-            scheme?: components["schemas"]["SchemeSpec"];
-            bias?: components["schemas"]["LayerBias"];
-            /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
-             * @enum {string}
-             */
-            role?: "norm";
-            normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
         };
         /**
          * @description Multi-head attention (PyTorch nn.MultiheadAttention, projections unpacked): q_proj, k_proj, v_proj, out_proj weights (E, E) and biases (E). Checked by the service (422 naming the field): num_heads divides embed_dim.
@@ -1865,11 +1885,12 @@ export interface components {
         /**
          * @description symmetric: a layer's units are identical (zeros or a constant); saturated: more than 25% of a
          *     tanh/sigmoid layer's outputs sit on the flat ends; vanishing / exploding: the signal (unit std over
-         *     the batch / the input's) or the gradient (norm / the last layer's) leaves [1/10, 10] somewhere;
-         *     healthy otherwise. The most severe wins, in that order.
+         *     the batch / the input's) or the gradient (norm / the last layer's) leaves [1/10, 10] somewhere
+         *     outside a residual branch; growing: a residual network's stream ends more than `stream_growth` (2)
+         *     times the input's RMS; healthy otherwise. The most severe wins, in that order.
          * @enum {string}
          */
-        Verdict: "healthy" | "vanishing" | "exploding" | "saturated" | "symmetric";
+        Verdict: "healthy" | "vanishing" | "exploding" | "saturated" | "symmetric" | "growing";
         /** @description Counts in fixed-width bins between `edges` (one more edge than counts). */
         Histogram: {
             edges: number[];
@@ -1892,9 +1913,9 @@ export interface components {
             /** @description Position in architecture.layers */
             index: number;
             /** @enum {string} */
-            type: "dense" | "conv1d" | "conv2d";
+            type: "dense" | "conv1d" | "conv2d" | "layernorm";
             activation_function: components["schemas"]["Activation"];
-            /** @description Per example: (units,) or (channels, *spatial) */
+            /** @description Per example (per token for a sequence): (units,) or (channels, *spatial); an attn_qkv layer: its fused q, k, v (3 x the attention width) */
             output_shape: number[];
             /** @description Output features */
             units: number;
@@ -1949,6 +1970,29 @@ export interface components {
             explanation: string;
             warnings: components["schemas"]["DiagnoseWarning"][];
             layers: components["schemas"]["DiagnoseLayer"][];
+            /** @description Only when the request has `residual`; one entry per branch, in order. */
+            stream?: components["schemas"]["DiagnoseStream"][];
+        };
+        /** @description The residual stream right after a branch's output is added to it. */
+        DiagnoseStream: {
+            /** @description Position in `residual` */
+            branch: number;
+            first_layer: string;
+            last_layer: string;
+            /**
+             * @description pre: the branch starts with a layernorm; post: a layernorm follows it
+             * @enum {string}
+             */
+            norm: "pre" | "post" | "none";
+            /** @description Root mean square of the stream over the batch (every token and feature) */
+            rms: components["schemas"]["NullableNumber"];
+            variance: components["schemas"]["NullableNumber"];
+            /** @description rms / the probe input's rms */
+            ratio: components["schemas"]["NullableNumber"];
+            /** @description Root mean square over the batch of the gradient w.r.t. the stream here */
+            gradient_rms: components["schemas"]["NullableNumber"];
+            /** @description gradient_rms / the output's */
+            gradient_ratio: components["schemas"]["NullableNumber"];
         };
         DiagnoseResponse: {
             seed: number;

@@ -11,12 +11,15 @@ from .request import Probe
 
 #: Temporaries of one layer step (in units of the widest layer's batch activations) the cost counts.
 WORK_ARRAYS = 24
+#: Score-sized temporaries (batch x heads x tokens^2) of one attention step the cost counts.
+ATTENTION_WORK = 6
 
 
 def estimate_cost(p: Probe) -> dict:
     """What running a diagnose document costs, from the document alone (nothing is drawn).
 
-    ``multiply_adds``: forward + backward (about 3x forward) for every scheme; ``weight_elements``:
+    ``multiply_adds``: forward + backward (about 3x forward) for every scheme, an attention's scores and
+    weighted sums (tokens^2 x width per example) included; ``weight_elements``:
     values drawn; ``peak_bytes``: an upper estimate of the memory held at once (schemes run one
     after another: activations and pre-activations of every layer for the batch, the gradients
     in flight, the weights in float64 and storage dtype, the conv im2col chunks)."""
@@ -39,7 +42,11 @@ def estimate_cost(p: Probe) -> dict:
     if conv:  # im2col of a chunk, its gradient and the matmul's output
         per = max(8 * math.prod(st.in_shape) * math.prod(st.kernel) for st in conv)
         cols = 3 * min(CONV_CHUNK_BYTES * 2, B * per)
-    total = acts + work + wbytes + cols
+    # attention: the weights P (batch x heads x tokens^2) of every attention kept for backward, and one
+    # attention's scores, gradients and temporaries in flight
+    scores = [8 * B * st.heads * st.tokens * st.tokens for st in p.stages if st.heads]
+    attn = sum(scores) + ATTENTION_WORK * max(scores, default=0)
+    total = acts + work + wbytes + cols + attn
     # drawing the whole-matrix weights is work too (a 2048 x 2048 orthogonal is a QR of 2.3e10 flops, more
     # than the forward and backward passes of a small batch): counted as multiply-adds, two flops each
     qr = sum(w.flops for _, w in drawn if w is not None) // 2
