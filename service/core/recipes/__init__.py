@@ -8,9 +8,11 @@ recipes' descriptors use them); the recipes reach the rest of ``core.schemes`` o
 
 from __future__ import annotations
 
-from . import gpt2
+from . import deepnorm, fixup, gpt2, mup, skipinit, t_fixup
 from .base import Choice, Model, Recipe, use
 
-REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (gpt2.RECIPE,)}
+REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (
+    gpt2.RECIPE, mup.RECIPE, deepnorm.RECIPE, fixup.RECIPE, t_fixup.RECIPE, skipinit.RECIPE,
+)}
 
 __all__ = ["REGISTRY", "Choice", "Model", "Recipe", "use"]
