@@ -51,7 +51,10 @@ class Stacks:
 
 
 def stacks(layer, spec: dict, model: Model) -> Stacks:
-    """The stack of ``layer`` and the layer counts, or a SpecError naming the missing parameter."""
+    """The stack of ``layer`` and the layer counts, or a SpecError naming the missing parameter. A layer's own
+    scheme of this recipe rules its biases too (``core.policies`` hands them the request's scheme)."""
+    if layer.scheme is not None and layer.scheme["name"] == spec["name"]:
+        spec = layer.scheme
     kind = spec["model"]
     part = spec["part"]
     if kind == "encoder_decoder":
