@@ -27,17 +27,12 @@ by (N^4 M)^(1/16) / 1.15, i.e. beta = 1.15 (N^4 M)^(-1/16): 1.15 / 0.87 = 1.32 t
 
 from __future__ import annotations
 
-import math
-
-from ..errors import SpecError
 from ..scheme_entry import Param, Scheme
 from .base import Model, Recipe, use
-from .stacks import Stacks, param_field, params, require_role, stacks
+from .stacks import Stacks, params, scaled, stacks, transformer_role
 
 PAPER = "Wang et al. 2022, DeepNet: Scaling Transformers to 1,000 Layers (section 4, Table 1, Figure 2)"
 
-#: The projections beta scales: the value and output projections and the MLP (attention layers: kinds v, out).
-SCALED = ("attn_v", "attn_out", "mlp_in", "mlp_out")
 EMBEDDINGS = ("embedding", "position_embedding", "token_type_embedding", "readout")
 ROLE_HELP = "attn_qkv, attn_v, attn_out, mlp_in, mlp_out, embedding, readout, ..."
 #: torchscale's encoder-decoder encoder divides by (N^4 M)^(1/16) / 1.15 (the paper: multiplies by 0.87).
@@ -61,46 +56,37 @@ def constants(s: Stacks, convention: str = "paper") -> tuple[float, float, str, 
     return 0.81 * base, c / base, f"0.81 (N^4 M)^(1/16), N = {n}, M = {m}", beta_text
 
 
-def _scaled(t, role: str) -> bool:
-    if t.layer_type == "attention":  # nn.MultiheadAttention's own q, k, v, out
-        return t.kind in ("v", "out")
-    return role in SCALED
-
-
 def choose(t, layer, spec: dict, model: Model):
-    role = require_role(t, layer, spec, ROLE_HELP)
-    if role == "attn_qkv" and t.layer_type == "hf_conv1d":
-        raise SpecError(param_field(layer, spec, "name"),
-                        f"deepnorm scales v but not q and k; {layer.name!r} packs all three in one tensor (split it)")
+    role = transformer_role(t, layer, spec, ROLE_HELP)
     if role == "residual_gain":
         return use("ones"), "deepnorm: a residual gain starts at 1 (not one of DeepNet's tensors: it leaves the branch as scaled)"
     s = stacks(layer, spec, model)
     convention = spec["convention"]
     alpha, beta, alpha_text, beta_text = constants(s, convention)
-    where = f"{s.model}{'' if s.model != 'encoder_decoder' else ' ' + s.part}"
+    where = s.where
     forward = (f"; alpha = {alpha_text} = {alpha:.6g} weights the residual in the forward pass, "
                f"x_(l+1) = LN(alpha x_l + G(x_l)): a constant of the model, not a weight")
-    scaled = _scaled(t, role)
-    factor = beta if scaled else 1.0
+    is_scaled = scaled(t, role)
+    factor = beta if is_scaled else 1.0
     if t.role == "bias":
         if convention == "paper":
             return use("zeros"), "deepnorm: biases start at 0"
         return (use("uniform_fan_in", gain=factor),
                 f"deepnorm (torchscale): nn.Linear's default bias U[+-1/sqrt(fan_in)]"
-                f"{f' divided by 1/beta, beta = {beta_text} = {beta:.6g}' if scaled else ''} ({where}){forward}")
+                f"{f' divided by 1/beta, beta = {beta_text} = {beta:.6g}' if is_scaled else ''} ({where}){forward}")
     if role in EMBEDDINGS:
         d = t.torch_shape[-1]
         return (use("normal", std=d ** -0.5),
                 f"deepnorm: {role} N(0, d^-1), d = {d}, std {d ** -0.5:.6g} (fairseq's and torchscale's; "
                 f"DeepNet leaves it alone){forward}")
-    what = "v/out/fc1/fc2 projection" if scaled else "q/k or other projection"
+    what = "v/out/fc1/fc2 projection" if is_scaled else "q/k or other projection"
     if convention == "paper":
         return (use("xavier_normal", gain=factor),
                 f"deepnorm: a {what} ({where}), xavier_normal with gain "
-                f"{f'beta = {beta_text} = {beta:.6g}' if scaled else '1'}{forward}")
+                f"{f'beta = {beta_text} = {beta:.6g}' if is_scaled else '1'}{forward}")
     return (use("uniform_fan_in", gain=factor),
             f"deepnorm (torchscale): a {what} ({where}), nn.Linear's default U[+-1/sqrt(fan_in)]"
-            f"{f' divided by 1/beta, beta = {beta_text} = {beta:.6g}' if scaled else ' (q, k: unscaled)'}{forward}")
+            f"{f' divided by 1/beta, beta = {beta_text} = {beta:.6g}' if is_scaled else ' (q, k: unscaled)'}{forward}")
 
 
 RECIPE = Recipe(

@@ -17,6 +17,8 @@ from ..scheme_entry import Param
 from .base import Model
 
 MODELS = ("encoder", "decoder", "encoder_decoder")
+#: The projections DeepNet and T-Fixup scale: value, output and the MLP (q and k only shape the attention).
+SCALED = ("attn_v", "attn_out", "mlp_in", "mlp_out")
 PARTS = ("encoder", "decoder")
 MAX_LAYERS = 1 << 20
 
@@ -48,6 +50,10 @@ class Stacks:
     n: int | None     # encoder layers (None for a decoder-only model)
     m: int | None     # decoder layers (None for an encoder-only model)
     source: str       # where the counts come from, for the reason
+
+    @property
+    def where(self) -> str:
+        return self.model if self.model != "encoder_decoder" else f"encoder_decoder {self.part}"
 
 
 def stacks(layer, spec: dict, model: Model) -> Stacks:
@@ -81,3 +87,19 @@ def require_role(t, layer, spec: dict, accepted: str) -> str:
         raise SpecError(f"architecture.layers.{layer.index}.role",
                         f"{spec['name']} initializes by role: give layer {layer.name!r} a role ({accepted})")
     return t.layer_role
+
+
+def transformer_role(t, layer, spec: dict, accepted: str) -> str:
+    """The layer role of a tensor DeepNet or T-Fixup initializes: required, and q, k, v apart."""
+    role = require_role(t, layer, spec, accepted)
+    if role == "attn_qkv" and t.layer_type == "hf_conv1d":
+        raise SpecError(param_field(layer, spec, "name"),
+                        f"{spec['name']} scales v but not q and k; {layer.name!r} packs all three in one tensor (split it)")
+    return role
+
+
+def scaled(t, role: str) -> bool:
+    """Whether the tensor is one of the SCALED projections (an attention layer's own: kinds v and out)."""
+    if t.layer_type == "attention":
+        return t.kind in ("v", "out")
+    return role in SCALED

@@ -19,15 +19,13 @@ setting has as many encoder as decoder layers; an encoder-only model's embedding
 
 from __future__ import annotations
 
-from ..errors import SpecError
 from ..scheme_entry import Scheme
 from .base import Model, Recipe, use
-from .stacks import param_field, params, require_role, stacks
+from .stacks import params, scaled, stacks, transformer_role
 
 PAPER = ("Huang, Perez, Ba & Volkovs 2020, Improving Transformer Optimization Through Better Initialization "
          "(ICML, section 3.2, Algorithm 2)")
 
-SCALED = ("attn_v", "attn_out", "mlp_in", "mlp_out")
 EMBEDDINGS = ("embedding", "position_embedding", "token_type_embedding")
 ROLE_HELP = "embedding, attn_qkv, attn_v, attn_out, mlp_in, mlp_out, readout, ..."
 ENCODER_CONSTANT = 0.67
@@ -35,34 +33,29 @@ ENCODER_CONSTANT = 0.67
 
 def factors(model: str, part: str, n: int | None, m: int | None) -> tuple[float, str, float, str]:
     """(the v/w/MLP factor of this stack, its formula, the embeddings' factor, its formula)."""
-    depth = m if model != "encoder" else n
-    emb, emb_text = (9 * depth) ** -0.25, f"(9{'M' if model != 'encoder' else 'N'})^(-1/4), " \
-                                           f"{'M' if model != 'encoder' else 'N'} = {depth}"
+    letter, depth = ("N", n) if model == "encoder" else ("M", m)
+    emb, emb_text = (9 * depth) ** -0.25, f"(9{letter})^(-1/4), {letter} = {depth}"
     if part == "encoder":
         return ENCODER_CONSTANT * n ** -0.25, f"0.67 N^(-1/4), N = {n}", emb, emb_text
     return (9 * m) ** -0.25, f"(9M)^(-1/4), M = {m}", emb, emb_text
 
 
 def choose(t, layer, spec: dict, model: Model):
-    role = require_role(t, layer, spec, ROLE_HELP)
+    role = transformer_role(t, layer, spec, ROLE_HELP)
     if t.role == "bias":
         return use("zeros"), "t_fixup: biases start at 0"
-    if role == "attn_qkv" and t.layer_type == "hf_conv1d":
-        raise SpecError(param_field(layer, spec, "name"),
-                        f"t_fixup scales v but not q and k; {layer.name!r} packs all three in one tensor (split it)")
     if role == "residual_gain":
         return use("ones"), "t_fixup: a residual gain starts at 1 (not one of T-Fixup's tensors: it leaves the branch as scaled)"
     s = stacks(layer, spec, model)
     scale, scale_text, emb, emb_text = factors(s.model, s.part, s.n, s.m)
-    where = s.model if s.model != "encoder_decoder" else f"encoder_decoder {s.part}"
+    where = s.where
     if role in EMBEDDINGS:
         d = t.torch_shape[-1]
         std = d ** -0.5 * emb
         return (use("normal", std=std),
                 f"t_fixup: input embeddings N(0, d^-1) x {emb_text} ({where}): std d^-1/2 x {emb:.6g} = "
                 f"{d}^-1/2 x {emb:.6g} = {std:.6g}")
-    scaled = t.kind in ("v", "out") if t.layer_type == "attention" else role in SCALED
-    if scaled:
+    if scaled(t, role):
         return (use("xavier_uniform", gain=scale),
                 f"t_fixup: a v/w/MLP weight in the {s.part} ({where}), Xavier x {scale_text} = {scale:.6g}")
     return use("xavier_uniform"), f"t_fixup: {role} (not v, w or MLP), Xavier (xavier_uniform, gain 1)"

@@ -17,7 +17,7 @@ from torch import nn
 
 from service.core import SpecError
 from service.core.recipes import deepnorm
-from service.core.recipes.stacks import Stacks
+from service.core.recipes.stacks import SCALED, Stacks
 from tests.helpers import plan_of
 from tests.references import torchscale
 
@@ -143,11 +143,11 @@ def test_the_paper_convention_is_xavier_normal_with_gain_beta_and_reports_alpha(
             assert t.scheme["name"] == "zeros"
             continue
         alpha, beta, _, _ = deepnorm.constants(stack(kind, t.name, n, m), "paper")
-        gain = beta if t.spec.layer_role in deepnorm.SCALED else 1.0
+        gain = beta if t.spec.layer_role in SCALED else 1.0
         xavier = gain * math.sqrt(2.0 / (t.spec.fan_in + t.spec.fan_out))
         assert math.isclose(math.sqrt(t.distribution.variance()), xavier, rel_tol=1e-12), t.reason
         assert t.scheme["name"] == "xavier_normal" and t.chosen_by == "deepnorm"
-        assert f"alpha = " in t.reason and f"= {alpha:.6g} weights the residual" in t.reason
+        assert "alpha = " in t.reason and f"= {alpha:.6g} weights the residual" in t.reason
         assert "not a weight" in t.reason
 
 
