@@ -1739,7 +1739,7 @@ export interface components {
         };
         /**
          * t_fixup
-         * @description T-Fixup: Xavier everywhere, embeddings N(0, 1/d); v, out and MLP weights (attn_v, attn_out, mlp_in, mlp_out) x 0.67 N^(-1/4) in the encoder, x (9M)^(-1/4) in the decoder; embeddings x (9M)^(-1/4); biases 0
+         * @description T-Fixup: Xavier everywhere, embeddings N(0, 1/d); v, out and MLP weights (attn_v, attn_out, mlp_in, mlp_out) x 0.67 N^(-1/4) in the encoder, x (9M)^(-1/4) in the decoder; each stack's embeddings x (9 x its layers)^(-1/4); biases 0
          */
         Scheme_t_fixup: {
             /**
@@ -1769,6 +1769,12 @@ export interface components {
              * @default null
              */
             decoder_layers?: number | null;
+            /**
+             * @description paper: Algorithm 2; authors: their fairseq code (q and k at Xavier gain 1/sqrt(2), an untied output projection N(0, 1/d))
+             * @default paper
+             * @enum {string}
+             */
+            convention?: "paper" | "authors";
         };
         /**
          * skipinit

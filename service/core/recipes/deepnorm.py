@@ -58,19 +58,19 @@ def constants(s: Stacks, convention: str = "paper") -> tuple[float, float, str, 
 
 def choose(t, layer, spec: dict, model: Model):
     role = transformer_role(t, layer, spec, ROLE_HELP)
-    if role == "residual_gain":
-        return use("ones"), "deepnorm: a residual gain starts at 1 (not one of DeepNet's tensors: it leaves the branch as scaled)"
     s = stacks(layer, spec, model)
     convention = spec["convention"]
     alpha, beta, alpha_text, beta_text = constants(s, convention)
     where = s.where
     forward = (f"; alpha = {alpha_text} = {alpha:.6g} weights the residual in the forward pass, "
                f"x_(l+1) = LN(alpha x_l + G(x_l)): a constant of the model, not a weight")
+    if role == "residual_gain":
+        return use("ones"), f"deepnorm: a residual gain starts at 1 (not one of DeepNet's tensors){forward}"
     is_scaled = scaled(t, role)
     factor = beta if is_scaled else 1.0
     if t.role == "bias":
         if convention == "paper":
-            return use("zeros"), "deepnorm: biases start at 0"
+            return use("zeros"), f"deepnorm: biases start at 0{forward}"
         return (use("uniform_fan_in", gain=factor),
                 f"deepnorm (torchscale): nn.Linear's default bias U[+-1/sqrt(fan_in)]"
                 f"{f' divided by 1/beta, beta = {beta_text} = {beta:.6g}' if is_scaled else ''} ({where}){forward}")

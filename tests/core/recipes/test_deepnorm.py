@@ -139,15 +139,15 @@ def test_the_paper_convention_is_xavier_normal_with_gain_beta_and_reports_alpha(
     model = build(kind, n, m, True)
     plan = plan_of(document(model, kind, n, m, "paper"))
     for t in plan.tensors:
+        alpha, beta, _, _ = deepnorm.constants(stack(kind, t.name, n, m), "paper")
+        assert "alpha = " in t.reason and f"= {alpha:.6g} weights the residual" in t.reason
         if t.spec.role == "bias":
             assert t.scheme["name"] == "zeros"
             continue
-        alpha, beta, _, _ = deepnorm.constants(stack(kind, t.name, n, m), "paper")
         gain = beta if t.spec.layer_role in SCALED else 1.0
         xavier = gain * math.sqrt(2.0 / (t.spec.fan_in + t.spec.fan_out))
         assert math.isclose(math.sqrt(t.distribution.variance()), xavier, rel_tol=1e-12), t.reason
         assert t.scheme["name"] == "xavier_normal" and t.chosen_by == "deepnorm"
-        assert "alpha = " in t.reason and f"= {alpha:.6g} weights the residual" in t.reason
         assert "not a weight" in t.reason
 
 

@@ -1,10 +1,12 @@
-"""``t_fixup`` against T-Fixup's Algorithm 2 (Huang et al. 2020), written here over a fairseq-style
-encoder-decoder as the paper states it, each parameter's std read from the torch calls it makes:
+"""``t_fixup`` against T-Fixup's Algorithm 2 (Huang et al. 2020) and against the authors' code
+(layer6ai-labs/T-Fixup: fairseq's init, then ``fixup_initialization`` and the embeddings' scaling), both
+written here over a fairseq-style encoder-decoder, each weight's std read from the torch calls they make.
 
+Algorithm 2:
 1. Xavier for every parameter but the input embeddings; N(0, d^-1/2) for the input embeddings (a std, as
    the authors' fairseq code draws it).
-2. Scale the decoder's v and w (attention value and output) and MLP weights, and the encoder's and
-   decoder's input embeddings, by (9M)^(-1/4).
+2. Scale the decoder's v and w (attention value and output) and MLP weights, and the input embeddings,
+   by (9M)^(-1/4) (the paper: (9N)^(-1/4) for both stacks, N = M; the code: each stack by its own depth).
 3. Scale the encoder's v, w and MLP weights by 0.67 N^(-1/4).
 """
 
@@ -53,8 +55,8 @@ class EncoderDecoder(nn.Module):
         self.encoder, self.decoder = Stack(n, False), Stack(m, True)
 
 
-def algorithm_2(model: EncoderDecoder, n: int, m: int, monkeypatch) -> dict:
-    """T-Fixup as the paper's Algorithm 2 states it; the std of every weight it draws."""
+def recorder(monkeypatch) -> dict:
+    """id(tensor) -> the std torch's xavier_uniform_ / normal_ draws it with, for every call from now on."""
     drawn = {}
     xavier, normal = nn.init.xavier_uniform_, nn.init.normal_
 
@@ -69,28 +71,72 @@ def algorithm_2(model: EncoderDecoder, n: int, m: int, monkeypatch) -> dict:
 
     monkeypatch.setattr(nn.init, "xavier_uniform_", record_xavier)
     monkeypatch.setattr(nn.init, "normal_", record_normal)
+    return drawn
+
+
+def stds(model: EncoderDecoder, drawn: dict, scale) -> dict:
+    """Each weight's std after ``p.mul_(scale(name))``."""
+    out = {}
+    for name, p in model.named_parameters():
+        if p.dim() >= 2:
+            p.data.mul_(scale(name))
+            out[name] = drawn[id(p)] * scale(name)
+    return out
+
+
+VW_MLP = ("v_proj", "out_proj", "fc1", "fc2")
+
+
+def algorithm_2(model: EncoderDecoder, n: int, m: int, monkeypatch) -> dict:
+    """T-Fixup as the paper's Algorithm 2 states it; the std of every weight it draws."""
+    drawn = recorder(monkeypatch)
     for name, p in model.named_parameters():  # step 1
         if "embed_tokens" in name:
             nn.init.normal_(p, 0, D ** -0.5)
         elif p.dim() > 1:
             nn.init.xavier_uniform_(p)
-    scale = {}
+
+    def scale(name: str) -> float:
+        depth = 9 * (n if name.startswith("encoder") else m)
+        if "embed_tokens" in name or (name.startswith("decoder") and any(k in name for k in VW_MLP)):  # step 2
+            return depth ** -0.25
+        if name.startswith("encoder") and any(k in name for k in VW_MLP):  # step 3
+            return 0.67 * n ** -0.25
+        return 1.0
+    return stds(model, drawn, scale)
+
+
+def authors_code(model: EncoderDecoder, n: int, m: int, monkeypatch) -> dict:
+    """What the authors' fairseq runs with --Tfixup: fairseq's inits (MultiheadAttention: q, k, v xavier_uniform_
+    gain 1/sqrt(2), out_proj gain 1; Linear: xavier_uniform_; Embedding and an untied embed_out: normal std
+    d^-1/2), then each stack's embeddings x (9 layers)^(-1/4) and its layers' fixup_initialization."""
+    drawn = recorder(monkeypatch)
     for name, p in model.named_parameters():
-        if p.dim() < 2:
-            continue
-        vw_mlp = any(k in name for k in ("v_proj", "out_proj", "fc1", "fc2"))
-        if "embed_tokens" in name or (name.startswith("decoder") and vw_mlp):  # step 2
-            scale[name] = (9 * m) ** -0.25
-        elif name.startswith("encoder") and vw_mlp:  # step 3
-            scale[name] = 0.67 * n ** -0.25
+        if "embed_tokens" in name or "output_projection" in name:
+            nn.init.normal_(p, mean=0, std=D ** -0.5)
+        elif any(k in name for k in ("q_proj", "k_proj", "v_proj")) and p.dim() > 1:
+            nn.init.xavier_uniform_(p, gain=1 / math.sqrt(2))
+        elif p.dim() > 1:
+            nn.init.xavier_uniform_(p)
+
+    def scale(name: str) -> float:
+        if name.startswith("encoder"):
+            base, factor = (9 * n) ** (-1 / 4), 0.67 * n ** (-1. / 4.)
         else:
-            scale[name] = 1.0
-        p.data.mul_(scale[name])
-    return {name: drawn[id(p)] * scale[name] for name, p in model.named_parameters() if p.dim() >= 2}
+            base, factor = (9 * m) ** (-1 / 4), (9 * m) ** (-1. / 4.)
+        if "embed_tokens" in name:
+            return base
+        if name.endswith(("fc1.weight", "fc2.weight", "out_proj.weight")):
+            return factor
+        if name.endswith("v_proj.weight"):
+            return factor * 2 ** 0.5
+        return 1.0
+    return stds(model, drawn, scale)
 
 
-def document(model: EncoderDecoder, n: int, m: int) -> dict:
-    scheme = {"name": "t_fixup", "model": "encoder_decoder", "encoder_layers": n, "decoder_layers": m}
+def document(model: EncoderDecoder, n: int, m: int, convention: str = "paper") -> dict:
+    scheme = {"name": "t_fixup", "model": "encoder_decoder", "encoder_layers": n, "decoder_layers": m,
+              "convention": convention}
     layers = []
     for name, mod in model.named_modules():
         if not isinstance(mod, (nn.Embedding, nn.Linear)):
@@ -105,10 +151,11 @@ def document(model: EncoderDecoder, n: int, m: int) -> dict:
 
 
 @pytest.mark.parametrize("n,m", [(6, 6), (3, 9), (12, 2)])
-def test_every_weight_has_algorithm_2s_std(n, m, monkeypatch):
+@pytest.mark.parametrize("convention,reference", [("paper", algorithm_2), ("authors", authors_code)])
+def test_every_weight_has_the_references_std(n, m, convention, reference, monkeypatch):
     model = EncoderDecoder(n, m)
-    theirs = algorithm_2(model, n, m, monkeypatch)
-    ours = {t.name: t for t in plan_of(document(model, n, m)).tensors}
+    theirs = reference(model, n, m, monkeypatch)
+    ours = {t.name: t for t in plan_of(document(model, n, m, convention)).tensors}
     for name, want in theirs.items():
         t = ours[name]
         assert math.isclose(math.sqrt(t.distribution.variance()), want, rel_tol=1e-12), (name, t.reason)
