@@ -91,9 +91,11 @@ def choose(t, layer, spec: dict, model: Model):
                "(a constant of the model, not a weight)") if role == "readout" else ""
     if role == "readout" and spec["readout_zero_init"]:
         return use("zeros"), f"{head}; readout_zero_init: the readout starts at 0{readout}"
-    if ninf == 0 and spec["init"] != "normal":
+    if spec["init"] != "normal" and (ninf == 0 or (t.role == "raw" and len(t.torch_shape) != 2)):
+        # mup reads fans from a tensor's first two dimensions, which a raw tensor's role does not place
         raise SpecError(param_field(layer, spec, "init"),
-                        f"a {role} tensor takes init normal (mup.init's xavier and kaiming read a matrix's two dimensions)")
+                        f"a {role} tensor of shape {list(t.shape)} takes init normal (mup.init's xavier and kaiming "
+                        "read a matrix's two dimensions)")
     fan_in, fan_out = fans(t.torch_shape) if ninf else (0, 0)
     fan_in_b = fan_in / mult if grows_in else fan_in
     fan_out_b = fan_out / mult if grows_out else fan_out

@@ -153,6 +153,9 @@ def test_an_hf_config_gives_the_width():
       "scheme": {"name": "mup", "base_width": 4, "width": 4}}, "architecture.layers.0.role", "initializes by role"),
     ({"architecture": {"layers": [{"type": "tensor", "name": "cls", "shape": [1, 1, 8], "role": "cls_token"}]},
       "scheme": {"name": "mup", "base_width": 4, "width": 8, "init": "xavier_normal"}}, "scheme.init", "takes init normal"),
+    ({"architecture": {"layers": [{"type": "tensor", "name": "pos", "shape": [1, 4, 8], "role": "position_embedding"}]},
+      "scheme": {"name": "mup", "base_width": 4, "width": 8, "init": "kaiming_normal"}}, "scheme.init",
+     "of shape [1, 4, 8] takes init normal"),
 ])
 def test_what_mup_cannot_do_is_an_error_naming_the_field(doc, field, words):
     with pytest.raises(SpecError) as e:
