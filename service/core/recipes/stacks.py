@@ -1,5 +1,6 @@
-"""What the encoder-decoder recipes (``deepnorm``, ``t_fixup``) share: which stack a layer is in and how
-deep each stack is, and the field path of a recipe parameter in an error.
+"""What the encoder-decoder recipes (``deepnorm``, ``t_fixup``) share: which stack a layer is in, how deep
+each stack is, which projections they scale; and, for every recipe that reads roles (``mup``, ``fixup``
+too), the role check and the field path of a recipe parameter in an error.
 
 A DeepNet or T-Fixup constant depends on the model (encoder-only, decoder-only, encoder-decoder), on
 the stack the tensor is in and on the layer counts N (encoder) and M (decoder). A single stack defaults
