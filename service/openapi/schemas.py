@@ -166,9 +166,13 @@ class Components:
                 "additionalProperties": False, "properties": properties}
 
     def param(self, p: scheme_entry.Param) -> Schema:
+        # null is a value only where the default is null (Scheme.check_params): dirac's groups, deepnorm's part
+        nullable = p.default is None and not p.required
         if p.type == "boolean":
             return {"type": "boolean"}
         if p.type == "string":
+            if nullable:
+                return {"type": ["string", "null"], "enum": [*p.choices, None]}
             return {"type": "string", "enum": list(p.choices)}
         lo = -scheme_entry.MAX_MAGNITUDE if p.minimum is None else p.minimum
         hi = scheme_entry.MAX_MAGNITUDE if p.maximum is None else p.maximum
@@ -177,8 +181,6 @@ class Components:
         if p.type == "gain":
             return {"oneOf": [{"type": "number", **bounds},
                               self.ref("GainName", lambda: {"type": "string", "enum": list(gains.GAIN_NAMES)})]}
-        # null is a value only where the default is null (Scheme.check_params): dirac's groups
-        nullable = p.default is None and not p.required
         return {"type": [p.type, "null"] if nullable else p.type, **bounds}
 
     # ------------------------------------------------------------------ layers

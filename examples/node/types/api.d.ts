@@ -518,10 +518,10 @@ export interface components {
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
@@ -548,10 +548,10 @@ export interface components {
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize1d"];
@@ -582,10 +582,10 @@ export interface components {
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize2d"];
@@ -643,10 +643,10 @@ export interface components {
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize3d"];
@@ -677,10 +677,10 @@ export interface components {
              */
             bias?: false;
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
+            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             num_embeddings: components["schemas"]["Dim"];
             embedding_dim: components["schemas"]["Dim"];
             /** @description the row that is zero (PyTorch's padding_idx) */
@@ -705,10 +705,10 @@ export interface components {
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             input_size: components["schemas"]["Dim"];
             hidden_size: components["schemas"]["Dim"];
         };
@@ -755,10 +755,10 @@ export interface components {
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             embed_dim: components["schemas"]["Dim"];
             num_heads: components["schemas"]["Dim"];
         };
@@ -790,10 +790,10 @@ export interface components {
              */
             bias?: false;
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `cls_token`: a learned prefix vector (ViT's class token, register tokens); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `residual_gain`: a scalar gain at the end of a residual branch (SkipInit's alpha); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `cls_token`: a learned prefix vector (ViT's class token, register tokens); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `residual_gain`: a scalar gain at the end of a residual branch (SkipInit's alpha); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "cls_token" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "residual_gain" | "readout" | "pooler";
+            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "cls_token" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "residual_gain" | "readout" | "pooler";
             shape: components["schemas"]["Dim"][];
             fan_in?: components["schemas"]["Dim"];
             fan_out?: components["schemas"]["Dim"];
@@ -871,10 +871,10 @@ export interface components {
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
             /**
-             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query, key or value projection; `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
              * @enum {string}
              */
-            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
@@ -1135,9 +1135,9 @@ export interface components {
          * @description Every registry name, canonical and alias (GET /v1/schemes).
          * @enum {string}
          */
-        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "gpt2" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "megatron" | "nanogpt" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
+        SchemeName: "auto" | "constant" | "deepnorm" | "dirac" | "fixup" | "glorot_normal" | "glorot_uniform" | "gpt2" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "megatron" | "mup" | "nanogpt" | "normal" | "ones" | "orthogonal" | "skipinit" | "sparse" | "t_fixup" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
         /** @description A scheme with its parameters (each scheme's own set; unknown parameters are rejected). */
-        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"] | components["schemas"]["Scheme_gpt2"] | components["schemas"]["Scheme_nanogpt"] | components["schemas"]["Scheme_megatron"];
+        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"] | components["schemas"]["Scheme_gpt2"] | components["schemas"]["Scheme_nanogpt"] | components["schemas"]["Scheme_megatron"] | components["schemas"]["Scheme_mup"] | components["schemas"]["Scheme_deepnorm"] | components["schemas"]["Scheme_fixup"] | components["schemas"]["Scheme_t_fixup"] | components["schemas"]["Scheme_skipinit"];
         /** @description Default: the layer's index ("0", "1", ...). Tensors are named `{layer}.weight`, `{layer}.bias`, ... */
         LayerName: string;
         /**
@@ -1687,6 +1687,178 @@ export interface components {
              * @default null
              */
             num_layers?: number | null;
+        };
+        /**
+         * mup
+         * @description muP (maximal update parametrization) from base shapes, as mup 1.0.0's set_base_shapes + mup.init: width_mult = width / base_width; matrix-like weights (both dimensions grow: hidden, attn_*, mlp_*) get the base scheme's std at the base shape x width_mult^(-1/2), vector-like ones (input, embeddings, readout) the base shape's std; the readout's 1/width_mult output multiplier is reported (forward pass); biases 0
+         */
+        Scheme_mup: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "mup";
+            /** @description the width the base shapes were set at (the base model's) */
+            base_width: number;
+            /**
+             * @description the model's width (default: the hf_config's hidden size)
+             * @default null
+             */
+            width?: number | null;
+            /**
+             * @description the base scheme, as mup.init applies it
+             * @default normal
+             * @enum {string}
+             */
+            init?: "normal" | "xavier_normal" | "xavier_uniform" | "kaiming_normal" | "kaiming_uniform";
+            /**
+             * @description init normal's std
+             * @default 0.02
+             */
+            std?: number;
+            /**
+             * @description the xavier inits' gain
+             * @default 1
+             */
+            gain?: number;
+            /**
+             * @description the kaiming inits' a
+             * @default 0
+             */
+            negative_slope?: number;
+            /**
+             * @description the kaiming inits' fan
+             * @default fan_in
+             * @enum {string}
+             */
+            mode?: "fan_in" | "fan_out";
+            /**
+             * @description MuReadout(readout_zero_init=True): the readout starts at 0
+             * @default false
+             */
+            readout_zero_init?: boolean;
+        };
+        /**
+         * deepnorm
+         * @description DeepNet: v, out, fc1, fc2 (roles attn_v, attn_out, mlp_in, mlp_out) xavier_normal with gain beta, q and k gain 1, embeddings N(0, 1/d); alpha (reported in each reason) up-weights the residual in the forward pass; encoder-only, decoder-only or encoder-decoder from the layer counts N and M
+         */
+        Scheme_deepnorm: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "deepnorm";
+            /**
+             * @description the model: encoder-only, decoder-only or both
+             * @default decoder
+             * @enum {string}
+             */
+            model?: "encoder" | "decoder" | "encoder_decoder";
+            /**
+             * @description the stack this layer is in (default: the model's own; an encoder_decoder needs it, per layer)
+             * @default null
+             * @enum {string|null}
+             */
+            part?: "encoder" | "decoder" | null;
+            /**
+             * @description N, encoder layers (default for an encoder: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            encoder_layers?: number | null;
+            /**
+             * @description M, decoder layers (default for a decoder: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            decoder_layers?: number | null;
+            /**
+             * @description paper: Xavier normal, beta as published; torchscale: torchscale 0.3.0's (PyTorch's default Linear init, biases scaled too, 1.15 for the paper's 0.87)
+             * @default paper
+             * @enum {string}
+             */
+            convention?: "paper" | "torchscale";
+        };
+        /**
+         * fixup
+         * @description Fixup: the last layer of each residual branch (attn_out, mlp_out, residual_out) and the readout at 0; the branch's other layers He x L^(-1/(2m-2)); other layers He; residual gains 1, biases 0
+         */
+        Scheme_fixup: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "fixup";
+            /**
+             * @description residual branches (default: the layers with a residual role)
+             * @default null
+             */
+            L?: number | null;
+            /**
+             * @description layers in each residual branch
+             * @default 2
+             */
+            m?: number;
+            /**
+             * @description He's fan (the authors' ResNet code: fan_out)
+             * @default fan_in
+             * @enum {string}
+             */
+            mode?: "fan_in" | "fan_out";
+        };
+        /**
+         * t_fixup
+         * @description T-Fixup: Xavier everywhere, embeddings N(0, 1/d); v, out and MLP weights (attn_v, attn_out, mlp_in, mlp_out) x 0.67 N^(-1/4) in the encoder, x (9M)^(-1/4) in the decoder; each stack's embeddings x (9 x its layers)^(-1/4); biases 0
+         */
+        Scheme_t_fixup: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "t_fixup";
+            /**
+             * @description the model: encoder-only, decoder-only or both
+             * @default encoder_decoder
+             * @enum {string}
+             */
+            model?: "encoder" | "decoder" | "encoder_decoder";
+            /**
+             * @description the stack this layer is in (default: the model's own; an encoder_decoder needs it, per layer)
+             * @default null
+             * @enum {string|null}
+             */
+            part?: "encoder" | "decoder" | null;
+            /**
+             * @description N, encoder layers (default for an encoder: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            encoder_layers?: number | null;
+            /**
+             * @description M, decoder layers (default for a decoder: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            decoder_layers?: number | null;
+            /**
+             * @description paper: Algorithm 2; authors: their fairseq code (q and k at Xavier gain 1/sqrt(2), an untied output projection N(0, 1/d))
+             * @default paper
+             * @enum {string}
+             */
+            convention?: "paper" | "authors";
+        };
+        /**
+         * skipinit
+         * @description SkipInit: the scalar gain at the end of each residual branch (role residual_gain) at 0, every other weight by the base scheme (he_normal), biases 0
+         */
+        Scheme_skipinit: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "skipinit";
+            /**
+             * @description the scheme of every other weight
+             * @default he_normal
+             * @enum {string}
+             */
+            base?: "he_normal" | "he_uniform" | "xavier_normal" | "xavier_uniform" | "lecun_normal" | "orthogonal";
         };
         /** @enum {string} */
         ActivationName: "linear" | "relu" | "leaky_relu" | "elu" | "gelu" | "silu" | "tanh" | "sigmoid" | "selu" | "softmax";

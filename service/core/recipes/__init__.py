@@ -8,9 +8,12 @@ recipes' descriptors use them); the recipes reach the rest of ``core.schemes`` o
 
 from __future__ import annotations
 
-from . import gpt2, megatron, nanogpt
+from . import deepnorm, fixup, gpt2, megatron, mup, nanogpt, skipinit, t_fixup
 from .base import Choice, Model, Recipe, use
 
-REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (gpt2.RECIPE, nanogpt.RECIPE, megatron.RECIPE)}
+REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (
+    gpt2.RECIPE, nanogpt.RECIPE, megatron.RECIPE, mup.RECIPE, deepnorm.RECIPE, fixup.RECIPE, t_fixup.RECIPE,
+    skipinit.RECIPE,
+)}
 
 __all__ = ["REGISTRY", "Choice", "Model", "Recipe", "use"]
