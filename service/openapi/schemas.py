@@ -112,6 +112,8 @@ class Components:
         if isinstance(k, kinds.IntOrShortList):
             entry = {"type": "integer", "minimum": 1, "maximum": k.maximum}
             return {"oneOf": [entry, {"type": "array", "items": entry, "minItems": 1, "maxItems": k.max_length}]}
+        if isinstance(k, kinds.Object):
+            return self.object(k.fields)
         if isinstance(k, kinds.NotApplicable):
             return {"description": f"{k.why} (only null is accepted)", **NULL}
         raise TypeError(f"no OpenAPI schema for {type(k).__name__}")  # every kind of core.fields is above

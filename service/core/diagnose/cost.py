@@ -55,17 +55,18 @@ LIMITS = {
 }
 
 
-def check_limits(cost: dict, limits: dict | None) -> None:
+def check_limits(cost: dict, limits: dict | None, table: dict = LIMITS) -> None:
     """SpecError (with ``limit``: HTTP 413) when the cost exceeds a configured limit.
 
     ``limits`` keys: ``max_batch``, ``max_cost`` (multiply-adds), ``max_bytes`` (absent or None:
-    unlimited). The error's ``limit`` is ``diagnose_<key>``, the service's configuration field."""
+    unlimited). The error's ``limit`` is ``diagnose_<key>``, the service's configuration field.
+    ``table``: what each key bounds, in a caller's words (calibration's are ``core.calibrate.LIMITS``)."""
     if not limits:
         return
     unknown = set(limits) - set(LIMITS)
     if unknown:
         raise ValueError(f"unknown diagnose limits: {', '.join(sorted(unknown))}")
-    for key, (what, field, words) in LIMITS.items():
+    for key, (what, field, words) in table.items():
         allowed = limits.get(key)
         if allowed is not None and cost[what] > allowed:
             raise SpecError(field, f"the request needs {cost[what]:,} {words}; at most diagnose_{key} = {allowed:,} "
