@@ -2484,7 +2484,7 @@ export interface components {
          */
         ETagDiagnose: string;
         /**
-         * @description Strong ETag of calibrated weights: `"<fingerprint>-calibrate-<format>"` (with the `.minimal` suffix of `/v1/weights`), the sha256 of the normalized request, the calibration settings, the engine and numpy versions and the calibration's version.
+         * @description Strong ETag of calibrated weights: `"<fingerprint>-calibrate-<format>"` (with the `.minimal` suffix of `/v1/weights`), the sha256 of the normalized request, the calibration settings, the engine and numpy versions, the calibration's version and the server's BLAS/LAPACK identity (as for `/v1/weights`' LAPACK tensors: the factors come out of float64 matrix products, whose last bits can depend on the BLAS kernel).
          * @example "a717df26b1432cc183444bb847ec9332aadf5c17a002d0696d1e49e262e84ae6-calibrate-json"
          */
         ETagCalibrate: string;

@@ -20,6 +20,7 @@ from .. import diagnose as dg
 from ..diagnose.measure import layer_params
 from ..dtypes import to_storage
 from ..generate import Source
+from ..linalg_identity import identity as linalg_identity
 from ..plan import Plan, TensorPlan, engine_info
 from .lsuv import calibrate as lsuv_calibrate
 from .request import CalibrateRequest, Calibration, runnable
@@ -61,10 +62,13 @@ class Job:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 of the normalized request, the calibration, the engine and the algorithm's version: the
-        calibrated weights are a pure function of it (the HTTP ETag)."""
+        """sha256 of the normalized request, the calibration, the engine, the algorithm's version and the
+        machine's BLAS/LAPACK (``linalg_identity``: the factors come out of float64 matrix products, whose
+        last bits can depend on the BLAS kernel): the calibrated weights are a pure function of it (the
+        HTTP ETag)."""
         body = json.dumps({"request": self.plan.document, "calibration": self.settings(),
-                           "engine": engine_info(self.plan.request.rng), "calibrate": CALIBRATE_VERSION},
+                           "engine": engine_info(self.plan.request.rng), "calibrate": CALIBRATE_VERSION,
+                           "linalg": linalg_identity()},
                           sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
