@@ -175,3 +175,20 @@ def test_limits_are_413_naming_the_limit_before_anything_is_drawn(config, limit,
         cost = cal.estimate_cost(cal.build(load_calibrate_request(doc)))
         key = {"diagnose_max_batch": "batch", "diagnose_max_cost": "multiply_adds", "diagnose_max_bytes": "peak_bytes"}
         assert body["requested"] == cost[key[limit]]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_tiny_or_subnormal_starts_are_answered_never_a_500(client, dtype):
+    """Weights that underflow (a subnormal scale) give outputs of std 0 or below float precision: rescaled,
+    or a 422 naming the field; never a 500, never non-finite weights."""
+    from tests.hardening.test_bad_input import SUBNORMAL_SCHEMES
+    for scheme in SUBNORMAL_SCHEMES:
+        doc = {**MLP, "scheme": scheme, "dtype": dtype, "bias": "zeros", "calibration": {"batch": 8}}
+        r = post(client, doc)
+        assert r.status_code in (200, 422), (scheme, r.status_code, r.get_data(as_text=True)[:300])
+        if r.status_code == 422:
+            errors = assert_problem(r, 422, "invalid-document")["errors"]
+            assert all(k.startswith(("scheme", "calibration")) for k in errors), errors
+        else:
+            for t in r.get_json()["tensors"]:
+                assert np.isfinite(np.array(t["values"], dtype=np.float64)).all(), (scheme, t["name"])
