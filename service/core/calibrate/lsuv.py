@@ -27,6 +27,10 @@ How this follows lsuv 0.3.0 (``lsuv/lsuvinit.py``, ``LSUVinit``), and where both
   request's scheme (``orthogonal`` by default, and biases zero by default), so ``rng: "torch"`` with
   the default scheme is lsuv with ``do_orthonorm=True`` after ``torch.manual_seed(seed)`` and the
   model's construction;
+- lsuv 0.3.0 counts the layers it walks past to find the one to rescale in a global counter that is
+  reset only when a layer is done, so from the second rescaling of any layer but the first, its
+  rescaling lands on the *first* layer's weights (a bug; invisible when every layer converges in one
+  rescaling, as from its own orthogonal start with zero biases): this rescales the layer measured;
 - neither lsuv nor the paper touches biases; ``bias_first`` (an option of this service) first shifts
   each output unit's bias by minus its mean on the probe batch, then rescales the weights (which
   moves the means again: the order changes the result);

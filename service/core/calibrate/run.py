@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 
 from .. import diagnose as dg
+from ..diagnose.cost import drawing_work
 from ..diagnose.measure import layer_params
 from ..dtypes import to_storage
 from ..generate import Source
@@ -85,12 +86,11 @@ def estimate_cost(job: Job) -> dict:
     """What calibrating costs, from the document alone: drawing the starting weights (as diagnose counts
     it), then per layer at most 1 + max_iterations forward passes (one more with ``bias_first``);
     ``peak_bytes`` is diagnose's estimate, an upper bound (it also holds a backward pass)."""
-    cost = dg.estimate_cost(job.probe)
     c = job.calibration
     passes = 1 + c.max_iterations + int(c.bias_first)
     forward = sum(st.macs for st in job.probe.stages)
-    drawing = cost["multiply_adds"] - 3 * job.probe.batch * forward  # diagnose's QR share
-    return {**cost, "multiply_adds": passes * job.probe.batch * forward + drawing}
+    return {**dg.estimate_cost(job.probe),
+            "multiply_adds": passes * job.probe.batch * forward + drawing_work(job.probe)}
 
 
 def check_limits(cost: dict, limits: dict | None) -> None:

@@ -40,11 +40,14 @@ def estimate_cost(p: Probe) -> dict:
         per = max(8 * math.prod(st.in_shape) * math.prod(st.kernel) for st in conv)
         cols = 3 * min(CONV_CHUNK_BYTES * 2, B * per)
     total = acts + work + wbytes + cols
-    # drawing the whole-matrix weights is work too (a 2048 x 2048 orthogonal is a QR of 2.3e10 flops, more
-    # than the forward and backward passes of a small batch): counted as multiply-adds, two flops each
-    qr = sum(w.flops for _, w in drawn if w is not None) // 2
-    return {"schemes": n, "batch": B, "layers": len(p.stages), "multiply_adds": n * 3 * B * fwd + qr,
+    return {"schemes": n, "batch": B, "layers": len(p.stages), "multiply_adds": n * 3 * B * fwd + drawing_work(p),
             "weight_elements": n * weights, "peak_bytes": total}
+
+
+def drawing_work(p: Probe) -> int:
+    """Drawing the whole-matrix weights is work too (a 2048 x 2048 orthogonal is a QR of 2.3e10 flops, more
+    than the forward and backward passes of a small batch): counted as multiply-adds, two flops each."""
+    return sum(w.flops for plan in p.plans for t in plan.tensors if (w := t.matrix_work()) is not None) // 2
 
 
 #: limits key -> (cost key, field the error names, what it counts); the 413 names ``diagnose_<key>``.
