@@ -43,7 +43,7 @@ def calibrate_view():
     limits.check_elements(job.plan, fmt, cfg)
     limits.check_matrix_work(limits.drawn_tensors(job.plan), cfg)
     limits.check_torch_replay(job.plan, cfg)
-    headers = {**immutable_headers(f'"{job.fingerprint}-calibrate-{req.options.tag(fmt)}"'),
+    headers = {**immutable_headers(f'"{job.etag_value}-calibrate-{req.options.tag(fmt)}"'),
                "X-Weightinit-Seed": str(job.probe.seed), "X-Weightinit-Scheme": job.plan.request.scheme["name"],
                "Vary": "Accept"}
     if matches_if_none_match(headers["ETag"]):

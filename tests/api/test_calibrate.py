@@ -192,3 +192,15 @@ def test_tiny_or_subnormal_starts_are_answered_never_a_500(client, dtype):
         else:
             for t in r.get_json()["tensors"]:
                 assert np.isfinite(np.array(t["values"], dtype=np.float64)).all(), (scheme, t["name"])
+
+
+def test_the_etag_names_the_blas_the_bytes_and_file_name_do_not(client, monkeypatch):
+    doc = {**MLP, "format": "safetensors"}
+    here = post(client, doc)
+    import importlib
+    monkeypatch.setattr(importlib.import_module("service.core.calibrate.run"), "linalg_identity", lambda: {"machine": "elsewhere"})
+    there = post(client, doc)
+    assert here.headers["ETag"] != there.headers["ETag"]
+    assert here.data == there.data and here.headers["Content-Disposition"] == there.headers["Content-Disposition"]
+    weights = client.post("/v1/weights", json={k: v for k, v in doc.items() if k != "calibration"})
+    assert weights.headers["Content-Disposition"] != here.headers["Content-Disposition"]   # not the uncalibrated file

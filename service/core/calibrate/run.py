@@ -63,14 +63,20 @@ class Job:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 of the normalized request, the calibration, the engine, the algorithm's version and the
-        machine's BLAS/LAPACK (``linalg_identity``: the factors come out of float64 matrix products, whose
-        last bits can depend on the BLAS kernel): the calibrated weights are a pure function of it (the
-        HTTP ETag)."""
+        """sha256 of the normalized request, the calibration, the engine and the algorithm's version (the
+        artifact's file name, as ``Plan.fingerprint``)."""
         body = json.dumps({"request": self.plan.document, "calibration": self.settings(),
-                           "engine": engine_info(self.plan.request.rng), "calibrate": CALIBRATE_VERSION,
-                           "linalg": linalg_identity()},
+                           "engine": engine_info(self.plan.request.rng), "calibrate": CALIBRATE_VERSION},
                           sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    @cached_property
+    def etag_value(self) -> str:
+        """sha256 of the fingerprint and the machine's BLAS/LAPACK (``linalg_identity``): the factors come
+        out of float64 matrix products, whose last bits can depend on the BLAS kernel, so the calibrated
+        weights are a pure function of both (the HTTP ETag)."""
+        body = json.dumps({"fingerprint": self.fingerprint, "linalg": linalg_identity()}, sort_keys=True,
+                          separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
 
