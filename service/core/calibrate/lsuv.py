@@ -18,7 +18,10 @@ How this follows lsuv 0.3.0 (``lsuv/lsuvinit.py``, ``LSUVinit``), and where both
   the variance, |Var(B_L) - 1| < Tol_var, and divides by sqrt(Var). lsuv (and this) tests the *std*
   against the tolerance: with the default 0.1 that accepts variances in [0.81, 1.21], not [0.9, 1.1];
 - each step multiplies by ``1 / (std + 1e-8)`` (lsuv's epsilon, kept: it decides the factor of a
-  layer whose outputs are nearly constant);
+  layer whose outputs are nearly constant; the paper divides by sqrt(Var) alone);
+- the paper runs each forward pass on a mini-batch of the training data; lsuv's
+  ``lsuv_with_singlebatch`` reuses one batch throughout, as this does with its seeded probe batch
+  (standard-normal inputs: data-free);
 - lsuv's loop counts ``attempts`` after each rescaling and stops when ``attempts > max_attempts``, so
   ``max_attempts = 10`` allows 11 rescalings; here ``max_iterations`` is the most rescalings (the
   paper's T_max): ``max_iterations = n + 1`` reproduces lsuv's ``max_attempts = n``;
