@@ -25,10 +25,10 @@ import io
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")  # noqa: E402  (installed by scripts/test-deps.sh)
+torch = pytest.importorskip("torch", reason="torch (CPU build, test-only) is not installed: scripts/test-deps.sh")
+lsuv = pytest.importorskip("lsuv", reason="lsuv 0.3.0 (the reference, test-only) is not installed: scripts/test-deps.sh")
 import torch.nn as nn  # noqa: E402
-from lsuv import lsuv_with_singlebatch  # noqa: E402
-from lsuv import lsuvinit  # noqa: E402
+from lsuv import lsuv_with_singlebatch, lsuvinit  # noqa: E402
 
 from service.core import calibrate as cal  # noqa: E402
 from service.core import diagnose as dg  # noqa: E402
@@ -229,6 +229,8 @@ def test_iterations_match_lsuvs_attempts(case, fixed_lsuv):
 def test_lsuv_0_3_0_rescales_the_first_layer_again():
     """The shipped lsuv applies a layer's second and later rescalings to the first layer: that layer ends
     off its unit std (this fails once lsuv is fixed: then ``fixed_lsuv`` can go)."""
+    from importlib.metadata import version
+    assert version("lsuv") == "0.3.0"   # the release this module reads and scripts/test-deps.sh installs
     doc, build_model, _ = CASES["mlp, he_normal, biased"]
     job, plan, start, final, stds = reference(doc, build_model, orthonorm=False)
     tol = job.calibration.tolerance
