@@ -130,5 +130,6 @@ def calibrate(stages, weights: list, biases: list, dtypes: list, x: np.ndarray, 
             results.append(LayerResult(st.name, st.index, factor, iterations, abs(s - 1.0) <= tolerance,
                                        std_before, s, float(np.mean(z)), new_bias is not None))
             shifted.append(new_bias)
+            net.weights[i] = None  # done: the caller scales its own starting values (held once, not twice)
             x = activate(st.activation, z)
     return results, shifted

@@ -125,3 +125,34 @@ def test_a_layer_with_constant_outputs_is_an_error_naming_calibration():
         cal.run(job)
     assert e.value.field == "calibration" and "layer 'a'" in e.value.message
 
+
+
+PEAK_CASES = {
+    "mlp": {"architecture": {"layers": [
+        {"type": "dense", "name": f"fc{i}", "in_features": 256, "out_features": 256, "activation": "relu"}
+        for i in range(8)]}, "scheme": "he_normal", "bias": {"name": "normal", "std": 0.1},
+        "calibration": {"batch": 256}},
+    "orthogonal-wide": {"architecture": {"layers": [
+        {"type": "dense", "name": "a", "in_features": 512, "out_features": 512, "activation": "tanh"},
+        {"type": "dense", "name": "b", "in_features": 512, "out_features": 512}]}, "calibration": {"batch": 8}},
+    "cnn-bf16": conv(dtype="bfloat16", calibration={"batch": 256, "spatial_size": 5, "bias_first": True}),
+}
+
+
+@pytest.mark.parametrize("case", PEAK_CASES)
+def test_peak_bytes_bounds_the_real_peak(case):
+    """The estimate (diagnose's, which also holds a backward pass) bounds what NumPy really allocates while
+    calibrating and writing the calibrated tensors (tracemalloc sees NumPy's buffers)."""
+    import tracemalloc
+
+    job = cal.build(load_calibrate_request(PEAK_CASES[case]))
+    est = cal.estimate_cost(job)["peak_bytes"]
+    tracemalloc.start()
+    try:
+        plan = cal.run(job)
+        for t in plan.tensors:
+            t.generate()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= est, (peak, est)
