@@ -204,3 +204,11 @@ def test_the_etag_names_the_blas_the_bytes_and_file_name_do_not(client, monkeypa
     assert here.data == there.data and here.headers["Content-Disposition"] == there.headers["Content-Disposition"]
     weights = client.post("/v1/weights", json={k: v for k, v in doc.items() if k != "calibration"})
     assert weights.headers["Content-Disposition"] != here.headers["Content-Disposition"]   # not the uncalibrated file
+
+
+def test_the_format_is_negotiated_as_for_weights(client, check_openapi):
+    r = post(client, MLP, check_openapi, headers={"Accept": "application/vnd.safetensors"})
+    assert r.status_code == 200 and r.mimetype == "application/vnd.safetensors"
+    assert r.headers["ETag"].endswith('-calibrate-safetensors"')
+    r = post(client, {**MLP, "format": "npz"}, check_openapi, headers={"Accept": "application/json"})
+    assert_problem(r, 406, "not-acceptable")
