@@ -1,11 +1,6 @@
 """The recipes' reference packages that need torchvision (timm, and torchscale through timm), imported
 with the CPU torch.
 
-torchvision is not installed in the venv's site-packages but beside it, in ``.venv/reference-torchvision``
-(scripts/test-deps.sh): transformers imports torchvision whenever it can find it (its image utilities,
-from ``modeling_utils``), and would then fail as below for every test and benchmark that loads a model.
-Only the imports here put it on ``sys.path``, after the fix below.
-
 PyPI's torchvision wheels are CUDA builds: their C++ extension links libtorch_cuda, which the CPU
 torch (2.13.0+cpu, scripts/test-deps.sh) does not have, so it does not load. torchvision's Python
 modules work without it, but ``torchvision._meta_registrations`` registers fake kernels for
@@ -21,10 +16,6 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from pathlib import Path
-
-#: Where scripts/test-deps.sh installs torchvision (``pip install --target``), off the default path.
-TORCHVISION_DIR = Path(sys.prefix) / "reference-torchvision"
 
 #: The two unguarded schemas, as torchvision's C++ extension declares them (torchvision/csrc/ops/nms.cpp).
 _UNGUARDED = ("nms", "qnms")
@@ -34,9 +25,6 @@ def _torchvision():
     if "torchvision" in sys.modules:
         return sys.modules["torchvision"]
     import torch
-    if not TORCHVISION_DIR.is_dir():
-        raise ModuleNotFoundError(f"torchvision is not installed in {TORCHVISION_DIR}: run scripts/test-deps.sh")
-    sys.path.append(str(TORCHVISION_DIR))
     for op in _UNGUARDED:
         torch.library.define(f"torchvision::{op}", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     with warnings.catch_warnings():
