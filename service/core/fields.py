@@ -161,6 +161,15 @@ class RangeList(Kind):
 
 
 @dataclass(frozen=True)
+class Object(Kind):
+    """A closed JSON object of declared fields (unknown fields are an error), e.g. ``/v1/calibrate``'s
+    ``calibration``; its errors name ``<field>.<member>``."""
+
+    fields: tuple
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
 class NotApplicable(Kind):
     """A field of the request document that this document does not take (null is tolerated)."""
 

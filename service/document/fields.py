@@ -269,6 +269,8 @@ def _field(f: kinds.Field) -> fields.Field:
         return IntOrShortList(k.max_length, k.maximum, **kw)
     if isinstance(k, kinds.RangeList):
         return RangeList(k.max_length, k.maximum, **kw)
+    if isinstance(k, kinds.Object):
+        return fields.Nested(schema_class(k.ref or "Object", k.fields), **kw)
     if isinstance(k, kinds.NotApplicable):
         return NotApplicable(k.why)
     raise TypeError(f"no marshmallow field for {type(k).__name__}")  # every kind of core.fields is above

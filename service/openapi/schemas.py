@@ -18,6 +18,7 @@ from typing import Callable
 
 from ..core import (
     activations,
+    calibrate,
     diagnose,
     gains,
     hf,
@@ -117,6 +118,8 @@ class Components:
             pair = {"type": "array", "items": entry, "minItems": 2, "maxItems": 2,
                     "description": "[first, last] (first <= last; each range after the previous one)"}
             return {"type": "array", "items": pair, "maxItems": k.max_length}
+        if isinstance(k, kinds.Object):
+            return self.object(k.fields)
         if isinstance(k, kinds.NotApplicable):
             return {"description": f"{k.why} (only null is accepted)", **NULL}
         raise TypeError(f"no OpenAPI schema for {type(k).__name__}")  # every kind of core.fields is above
@@ -274,10 +277,20 @@ class Components:
     def diagnose_request(self, layers_doc: str) -> Schema:
         """The diagnose document: the request document's fields with ``core.diagnose.FIELDS`` (which
         replace ``tensors`` and add the rest); its layers: the types that run forward."""
+        return self.runnable_document((*doc.FIELDS, *diagnose.FIELDS), layers_doc)
+
+    def calibrate_request(self, added: tuple[kinds.Field, ...], layers_doc: str) -> Schema:
+        """The calibrate document: the weights request document (``added``: ``format``, the output options)
+        with ``core.calibrate.FIELDS`` (``scheme`` defaulting to orthogonal, no ``tensors``, ``calibration``);
+        its layers: the types that run forward."""
+        return self.runnable_document((*doc.FIELDS, *added, *calibrate.FIELDS), layers_doc)
+
+    def runnable_document(self, declared: tuple[kinds.Field, ...], layers_doc: str) -> Schema:
+        """A document of ``declared`` fields whose architecture holds only layers that run forward."""
         runnable = [self.layer_component(name) for name in diagnose.RUNNABLE]
         arch = self.architecture({"oneOf": list({r["$ref"]: r for r in runnable}.values())}, layers_doc,
                                  hf_config=False)
-        return self.object((*doc.FIELDS, *diagnose.FIELDS), first={"architecture": arch}, required=("architecture",))
+        return self.object(declared, first={"architecture": arch}, required=("architecture",))
 
 
 def _hf_component(model_type: str) -> str:

@@ -245,6 +245,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/calibrate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Data-free LSUV: the weights, rescaled layer by layer to unit output std on a seeded probe batch
+         * @description Layer-sequential unit-variance calibration (Mishkin & Matas, "All you need is a good init",
+         *     ICLR 2016), as the `lsuv` package 0.3.0 runs it, on the `/v1/diagnose` engine. The starting
+         *     weights are the document's (`scheme`, default `orthogonal` as in LSUV; biases `zeros` by
+         *     default), drawn exactly as `/v1/weights` draws them. A seeded batch of standard-normal inputs
+         *     (`calibration.batch` examples, `calibration.probe_seed`, default the document's `seed`) goes
+         *     forward in float64; for each layer in order, the weights are multiplied by `1 / (std + 1e-8)`,
+         *     std being that of the layer's outputs (before its activation) over every element,
+         *     Bessel-corrected as `torch.Tensor.std()`, until `|std - 1| <= calibration.tolerance` or
+         *     `calibration.max_iterations` rescalings. With `calibration.bias_first`, each output unit's bias
+         *     is first shifted to give it zero mean on the probe batch (not in LSUV; the rescaling that
+         *     follows moves the means again). The weights are rounded to the document's dtype before each
+         *     measurement, so the reported std is that of the weights returned.
+         *
+         *     The document is the `/v1/weights` document (`format`, `metadata`, `max_shard_size`; no
+         *     `tensors`, no `hf_config`) restricted to layers that run forward, as for `/v1/diagnose`
+         *     (another layer type is a 422 naming it), plus `calibration`. The answer is the calibrated
+         *     weights in any format (json, npy, npz, safetensors; no byte ranges), negotiated as for
+         *     `/v1/weights`. The calibration summary (`calibration`: the settings, whether every layer
+         *     converged, and per layer `factor`, `iterations`, `converged`, `std_before`, `std`, `variance`,
+         *     `mean`, `bias_shifted`) is at the top of the report, so JSON answers, the npz `manifest` and the
+         *     safetensors `__metadata__.weightinit` (with `metadata: full`) carry it; each calibrated tensor's
+         *     theory (its starting scheme's) adds `calibration` (`factor`, `iterations`, `converged`; a shifted
+         *     bias: `bias_shifted`). Every format also carries `X-Weightinit-Calibration-Factors` and
+         *     `X-Weightinit-Calibration-Iterations`.
+         *
+         *     The work is held to the diagnose limits, estimated before anything is drawn:
+         *     `diagnose_max_batch` (the probe batch), `diagnose_max_cost` (multiply-adds: drawing, and every
+         *     layer's forward pass at most `max_iterations + 1` times) and `diagnose_max_bytes` (413 naming
+         *     the limit), then to the element limits of the format (`max_json_elements`,
+         *     `max_binary_elements`). A layer whose outputs are constant or overflow on the probe batch
+         *     (zero weights) cannot be rescaled: 422 naming `calibration`. Deterministic: the same document
+         *     gives the same bytes; the response carries a strong ETag.
+         */
+        post: operations["calibrate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/": {
         parameters: {
             query?: never;
@@ -453,6 +504,61 @@ export interface components {
             /** @description Attention heads (default 1). A dense layer with role `attn_qkv` projects to fused q, k, v (3 x E, GPT-2's c_attn); self-attention over the tokens, with `heads` heads, gives the next layer E features. */
             heads?: number;
         };
+        CalibrateRequest: {
+            architecture: {
+                /** @description The layers in order (the configured maximum, `max_layers`, defaults to 1000; above it 413). */
+                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["LayerNormLayer"])[];
+            };
+            /**
+             * @description The starting weights, before calibration (default `orthogonal`, as in LSUV); a layer's own `scheme` still wins.
+             * @default orthogonal
+             */
+            scheme?: components["schemas"]["SchemeSpec"];
+            /**
+             * @description 0 <= seed < 2^63; always echoed.
+             * @default 0
+             */
+            seed?: number;
+            /** @default float32 */
+            dtype?: components["schemas"]["DType"];
+            /**
+             * @description Storage shapes: PyTorch's (Linear (out, in); Conv (out, in/groups, *k)) or Keras's (Dense (in, out); Conv (*k, in/groups, out)). Fans are the same in both.
+             * @default torch
+             * @enum {string}
+             */
+            layout?: "torch" | "keras";
+            /**
+             * @description The scheme of every bias (default zeros, or the policy's for torch_default / keras_default); `false` drops the biases of dense, conv, recurrent and attention layers.
+             * @default null
+             */
+            bias?: components["schemas"]["SchemeSpec"] | false | null;
+            /** @description calibrate runs and returns the whole network: tensor selection does not apply (only null is accepted) */
+            tensors?: null;
+            /**
+             * @description `weightinit`: block-seeded PCG64 streams (parallel, any slice alone). `torch`: replay of PyTorch's CPU stream after `torch.manual_seed(seed)`, module construction in order, then `torch.nn.init.<scheme>_` per tensor: the same float32 values PyTorch builds (see each tensor's `torch_call` and `exact`); sequential, bounded by `max_torch_elements`.
+             * @default weightinit
+             * @enum {string}
+             */
+            rng?: "weightinit" | "torch";
+            /** @description The output format of /v1/weights (ignored by /v1/plan); without it, the Accept header picks. */
+            format?: components["schemas"]["Format"];
+            /**
+             * @description safetensors headers (the safetensors format and every shard of hf): `full` embeds the report (`__metadata__.weightinit`), `minimal` only {"format": "pt"}, for readers that cap the header (some C/C++ readers stop at 8 KiB).
+             * @default full
+             * @enum {string}
+             */
+            metadata?: "full" | "minimal";
+            /**
+             * @description The hf format's largest shard, in bytes or as transformers writes it ("5GB" = 5*10^9, "5GiB" = 5*2^30); default 50GB, save_pretrained's. Split as save_pretrained splits: in state_dict order, a tensor larger than the limit alone in its shard.
+             * @default 50000000000
+             */
+            max_shard_size?: number | string;
+            /**
+             * @description How LSUV runs: tolerance, iterations, the probe batch, bias handling.
+             * @default {}
+             */
+            calibration?: components["schemas"]["Calibration"];
+        };
         /**
          * @description Every layer type (the `type` of a Layer).
          * @enum {string}
@@ -617,6 +723,35 @@ export interface components {
              */
             role?: "norm";
             normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
+        };
+        Calibration: {
+            /**
+             * @description A layer is done when |std - 1| <= tolerance, std being the standard deviation of its outputs on the probe batch (lsuv's `std_tol`).
+             * @default 0.1
+             */
+            tolerance?: number;
+            /**
+             * @description Most rescalings of one layer's weights (the paper's T_max); a layer that has not converged by then reports `converged: false`.
+             * @default 10
+             */
+            max_iterations?: number;
+            /**
+             * @description Examples in the seeded standard-normal probe batch (at most `diagnose_max_batch`, configured).
+             * @default 128
+             */
+            batch?: number;
+            /**
+             * @description Seed of the probe batch; default: the document's `seed`.
+             * @default null
+             */
+            probe_seed?: number | null;
+            /**
+             * @description Before rescaling a layer's weights, shift its bias so that each output unit has zero mean on the probe batch (the bias is then left alone). Not in the LSUV paper nor in lsuv; the order matters: the rescaling that follows moves the means again.
+             * @default false
+             */
+            bias_first?: boolean;
+            /** @description The probe's spatial size when the first layer is a convolution (default 32 for conv1d, 16 x 16 for conv2d). */
+            spatial_size?: number | number[];
         };
         /**
          * @description A 3-D convolution or transposed convolution (PyTorch nn.Conv3d / nn.ConvTranspose3d); kernel_size: an integer, or a list of 3 (one per spatial dimension). Checked by the service (422 naming the field): groups divides in_channels and out_channels.
@@ -2018,6 +2153,13 @@ export interface components {
              * @example torch.nn.init.kaiming_normal_(w, a=0.0, mode='fan_in', nonlinearity='leaky_relu')
              */
             torch_call?: string;
+            /** @description /v1/calibrate only: `factor`, `iterations` and `converged` for a calibrated weight, `bias_shifted` for a shifted bias. */
+            calibration?: {
+                factor?: number;
+                iterations?: number;
+                converged?: boolean;
+                bias_shifted?: boolean;
+            };
             /** @description rng torch only: whether the values are bit-identical to PyTorch's (AVX2 kernels). In /v1/plan the guarantee; with values, what the replay measured. False only for orthogonal (float32 vs float64 QR), within 8 * max(rows, cols) * 2^-24 * gain. */
             exact?: boolean;
         };
@@ -2053,6 +2195,49 @@ export interface components {
         /** @description The report plus each tensor's values, empirical statistics and sha256. */
         WeightsDocument: components["schemas"]["Report"] & {
             tensors?: components["schemas"]["TensorWithValues"][];
+        };
+        CalibrationLayer: {
+            name: string;
+            index: number;
+            /** @description The product of the rescalings of the layer's weights. */
+            factor: number;
+            /** @description Rescalings (0: the starting std was already within the tolerance). */
+            iterations: number;
+            /** @description |std - 1| <= tolerance. */
+            converged: boolean;
+            /** @description The std of the layer's outputs with its starting weights (its bias shifted, with bias_first), the layers before it calibrated. */
+            std_before: number;
+            /** @description The std of its outputs after calibration (Bessel-corrected, over every element). */
+            std: number;
+            /** @description std squared. */
+            variance: number;
+            /** @description The mean of its outputs after calibration. */
+            mean: number;
+            bias_shifted: boolean;
+        };
+        /** @description What the calibration did (the top of the report of `/v1/calibrate`). */
+        CalibrationSummary: {
+            /** @constant */
+            method: "lsuv";
+            /** @description The calibration's version (part of the ETag). */
+            version: number;
+            /** @description The normalized `calibration` (the probe seed resolved). */
+            settings: {
+                tolerance: number;
+                max_iterations: number;
+                batch: number;
+                probe_seed: number;
+                bias_first: boolean;
+                spatial_size?: number | number[];
+            };
+            statistic: string;
+            /** @description Every layer converged. */
+            converged: boolean;
+            layers: components["schemas"]["CalibrationLayer"][];
+        };
+        /** @description The weights document of the calibrated weights, with the summary; each calibrated tensor's theory (that of its starting scheme) adds `calibration`. */
+        CalibratedWeightsDocument: components["schemas"]["WeightsDocument"] & {
+            calibration: components["schemas"]["CalibrationSummary"];
         };
         /**
          * @description symmetric: a layer's units are identical (zeros or a constant); saturated: more than 25% of a
@@ -2561,6 +2746,21 @@ export interface components {
          * @example "9ae4f54b04b5d5fb92ae86ec611054d6e4f52a077a5ac959618a7ec36f180141-diagnose"
          */
         ETagDiagnose: string;
+        /**
+         * @description Strong ETag of calibrated weights: `"<fingerprint>-calibrate-<format>"` (with the `.minimal` suffix of `/v1/weights`), the sha256 of the normalized request, the calibration settings, the engine and numpy versions, the calibration's version and the server's BLAS/LAPACK identity (as for `/v1/weights`' LAPACK tensors: the factors come out of float64 matrix products, whose last bits can depend on the BLAS kernel).
+         * @example "a717df26b1432cc183444bb847ec9332aadf5c17a002d0696d1e49e262e84ae6-calibrate-json"
+         */
+        ETagCalibrate: string;
+        /**
+         * @description Each layer's weight factor (the product of its rescalings), in layer order, comma-separated, as Python's shortest round-trip repr of the float64; the summary has the rest. For any format (a `.npy` cannot carry it inside).
+         * @example 1.4408354721139711,1.5579912371626583
+         */
+        XWeightinitCalibrationFactors: string;
+        /**
+         * @description Each layer's number of rescalings, in layer order, comma-separated.
+         * @example 1,1
+         */
+        XWeightinitCalibrationIterations: string;
         /** @description Scripts, styles, images and requests from this origin only (no inline script, no eval): `default-src 'self'; script-src 'self'; ...`. */
         ExplorerCSP: string;
         /** @description Strong ETag of the body, for revalidation with If-None-Match. */
@@ -3068,6 +3268,79 @@ export interface operations {
                     ETag: components["headers"]["ETagDiagnose"];
                     "Cache-Control": components["headers"]["CacheControl"];
                     "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
+                    "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                    "X-Request-ID": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MalformedJson"];
+            406: components["responses"]["NotAcceptable"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidDocument"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    calibrate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description An ETag from an earlier response (or `*`, or a comma-separated list); when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header).
+                 * @example "deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+                /**
+                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
+                 * @example 4f1c2b9e-trace-17
+                 */
+                "X-Request-ID"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CalibrateRequest"];
+            };
+        };
+        responses: {
+            /** @description The calibrated weights, with `Content-Length` always, `Repr-Digest` as for `/v1/weights`, and the per-layer factors and rescalings in headers. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETagCalibrate"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Repr-Digest": components["headers"]["ReprDigest"];
+                    Vary: components["headers"]["VaryAccept"];
+                    "X-Weightinit-Calibration-Factors": components["headers"]["XWeightinitCalibrationFactors"];
+                    "X-Weightinit-Calibration-Iterations": components["headers"]["XWeightinitCalibrationIterations"];
+                    "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
+                    "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
+                    "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                    "X-Request-ID": components["headers"]["XRequestId"];
+                    "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibratedWeightsDocument"];
+                    "application/x-npy": string;
+                    "application/zip": string;
+                    "application/vnd.safetensors": string;
+                    "application/octet-stream": string;
+                    "application/x-tar": string;
+                };
+            };
+            /** @description Not modified (If-None-Match matched this request's ETag); decided before anything is drawn; no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETagCalibrate"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
+                    "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     [name: string]: unknown;
