@@ -14,7 +14,7 @@ import uuid
 from flask import Flask, g, request
 
 from ..config import load_config
-from . import diagnose, errors, meta, schemes, weights
+from . import calibrate, diagnose, errors, meta, schemes, weights
 from .cache import ResponseCache
 from .errors import Problem
 from .fastpath import FastPath
@@ -58,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(schemes.bp)
     app.register_blueprint(weights.bp)
     app.register_blueprint(diagnose.bp)
+    app.register_blueprint(calibrate.bp)
     # Validated requests and small finished answers, per worker; repeats of a cached body are answered
     # from it by the fast path, before Flask's request machinery (service.api.fastpath).
     cache = app.extensions[CACHE_KEY] = ResponseCache()

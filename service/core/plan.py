@@ -308,7 +308,7 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
         chosen = selection.select(tensor_names, list(d.tensors))
         selected = [p for p in plans if p.name in chosen]
     if d.rng == "torch":
-        replay = TorchReplay(list(d.layers), plans, selected, d.seed)
+        replay = TorchReplay(list(d.layers), plans, selected, d.seed, d.scheme)
         for p in plans:
             p.replay = replay
     return Plan(request, list(d.layers), plans, selected)

@@ -18,6 +18,7 @@ from typing import Callable
 
 from ..core import (
     activations,
+    calibrate,
     diagnose,
     gains,
     hf,
@@ -112,6 +113,13 @@ class Components:
         if isinstance(k, kinds.IntOrShortList):
             entry = {"type": "integer", "minimum": 1, "maximum": k.maximum}
             return {"oneOf": [entry, {"type": "array", "items": entry, "minItems": 1, "maxItems": k.max_length}]}
+        if isinstance(k, kinds.RangeList):
+            entry = {"type": "integer", "minimum": 0, "maximum": k.maximum}
+            pair = {"type": "array", "items": entry, "minItems": 2, "maxItems": 2,
+                    "description": "[first, last] (first <= last; each range after the previous one)"}
+            return {"type": "array", "items": pair, "maxItems": k.max_length}
+        if isinstance(k, kinds.Object):
+            return self.object(k.fields)
         if isinstance(k, kinds.NotApplicable):
             return {"description": f"{k.why} (only null is accepted)", **NULL}
         raise TypeError(f"no OpenAPI schema for {type(k).__name__}")  # every kind of core.fields is above
@@ -161,9 +169,13 @@ class Components:
                 "additionalProperties": False, "properties": properties}
 
     def param(self, p: scheme_entry.Param) -> Schema:
+        # null is a value only where the default is null (Scheme.check_params): dirac's groups, deepnorm's part
+        nullable = p.default is None and not p.required
         if p.type == "boolean":
             return {"type": "boolean"}
         if p.type == "string":
+            if nullable:
+                return {"type": ["string", "null"], "enum": [*p.choices, None]}
             return {"type": "string", "enum": list(p.choices)}
         lo = -scheme_entry.MAX_MAGNITUDE if p.minimum is None else p.minimum
         hi = scheme_entry.MAX_MAGNITUDE if p.maximum is None else p.maximum
@@ -172,8 +184,6 @@ class Components:
         if p.type == "gain":
             return {"oneOf": [{"type": "number", **bounds},
                               self.ref("GainName", lambda: {"type": "string", "enum": list(gains.GAIN_NAMES)})]}
-        # null is a value only where the default is null (Scheme.check_params): dirac's groups
-        nullable = p.default is None and not p.required
         return {"type": [p.type, "null"] if nullable else p.type, **bounds}
 
     # ------------------------------------------------------------------ layers
@@ -267,10 +277,20 @@ class Components:
     def diagnose_request(self, layers_doc: str) -> Schema:
         """The diagnose document: the request document's fields with ``core.diagnose.FIELDS`` (which
         replace ``tensors`` and add the rest); its layers: the types that run forward."""
+        return self.runnable_document((*doc.FIELDS, *diagnose.FIELDS), layers_doc)
+
+    def calibrate_request(self, added: tuple[kinds.Field, ...], layers_doc: str) -> Schema:
+        """The calibrate document: the weights request document (``added``: ``format``, the output options)
+        with ``core.calibrate.FIELDS`` (``scheme`` defaulting to orthogonal, no ``tensors``, ``calibration``);
+        its layers: the types that run forward."""
+        return self.runnable_document((*doc.FIELDS, *added, *calibrate.FIELDS), layers_doc)
+
+    def runnable_document(self, declared: tuple[kinds.Field, ...], layers_doc: str) -> Schema:
+        """A document of ``declared`` fields whose architecture holds only layers that run forward."""
         runnable = [self.layer_component(name) for name in diagnose.RUNNABLE]
         arch = self.architecture({"oneOf": list({r["$ref"]: r for r in runnable}.values())}, layers_doc,
                                  hf_config=False)
-        return self.object((*doc.FIELDS, *diagnose.FIELDS), first={"architecture": arch}, required=("architecture",))
+        return self.object(declared, first={"architecture": arch}, required=("architecture",))
 
 
 def _hf_component(model_type: str) -> str:

@@ -78,8 +78,8 @@ def test_each_scheme_object_has_the_registry_parameters(schemas, name):
             hi = MAX_MAGNITUDE if p.maximum is None else p.maximum
             assert number[("exclusiveMinimum" if p.exclusive_minimum else "minimum")] == lo, p.name
             assert number[("exclusiveMaximum" if p.exclusive_maximum else "maximum")] == hi, p.name
-        if p.type == "string":
-            assert prop["enum"] == list(p.choices)
+        if p.type == "string":  # a null default (deepnorm's part) is a value too
+            assert prop["enum"] == [*p.choices, *([None] if p.default is None else [])]
 
 
 def test_layer_type_enum_and_layer_schemas_equal_the_registry(schemas):

@@ -43,8 +43,8 @@ class Bert(Family):
         b.add("embeddings.LayerNorm", "layernorm", "norm", normalized_shape=h)
         for i in range(v["num_hidden_layers"]):
             p = f"encoder.layer.{i}."
-            for name in ("query", "key", "value"):
-                b.add(p + "attention.self." + name, "dense", "attn_qkv", in_features=h, out_features=h)
+            for name, role in (("query", "attn_qkv"), ("key", "attn_qkv"), ("value", "attn_v")):
+                b.add(p + "attention.self." + name, "dense", role, in_features=h, out_features=h)
             b.add(p + "attention.output.dense", "dense", "attn_out", in_features=h, out_features=h)
             b.add(p + "attention.output.LayerNorm", "layernorm", "norm", normalized_shape=h)
             b.add(p + "intermediate.dense", "dense", "mlp_in", in_features=h, out_features=inter)

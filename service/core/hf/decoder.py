@@ -69,7 +69,7 @@ class Decoder(Family):
             p = f"layers.{i}."
             b.add(p + "self_attn.q_proj", "dense", "attn_qkv", bias=qkv_bias, in_features=hidden, out_features=heads * hd)
             b.add(p + "self_attn.k_proj", "dense", "attn_qkv", bias=qkv_bias, in_features=hidden, out_features=kv * hd)
-            b.add(p + "self_attn.v_proj", "dense", "attn_qkv", bias=qkv_bias, in_features=hidden, out_features=kv * hd)
+            b.add(p + "self_attn.v_proj", "dense", "attn_v", bias=qkv_bias, in_features=hidden, out_features=kv * hd)
             b.add(p + "self_attn.o_proj", "dense", "attn_out", bias=o_bias, in_features=heads * hd, out_features=hidden)
             if self.qk_norm:
                 b.add(p + "self_attn.q_norm", "rmsnorm", "norm", init=norm_init, normalized_shape=hd)

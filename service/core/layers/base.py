@@ -106,7 +106,7 @@ class LayerType:
     norm: bool = False
     #: A normalization layer with a shift (a bias); RMSNorm has a scale only.
     norm_shift: bool = True
-    #: How the diagnostics run it forward ("dense" or "conv"), or None: it cannot run.
+    #: How the diagnostics run it forward ("dense", "conv" or "norm"), or None: it cannot run.
     forward: str | None = None
     #: The OpenAPI component describing it (types with the same fields share one), and its text.
     component: str = ""

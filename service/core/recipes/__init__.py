@@ -8,9 +8,12 @@ recipes' descriptors use them); the recipes reach the rest of ``core.schemes`` o
 
 from __future__ import annotations
 
-from . import gpt2, timm_vit, zero
+from . import deepnorm, fixup, gpt2, megatron, mup, nanogpt, skipinit, t_fixup, timm_vit, zero
 from .base import Choice, Model, Recipe, use
 
-REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (gpt2.RECIPE, zero.RECIPE, timm_vit.RECIPE)}
+REGISTRY: dict[str, Recipe] = {r.scheme.name: r for r in (
+    gpt2.RECIPE, nanogpt.RECIPE, megatron.RECIPE, mup.RECIPE, deepnorm.RECIPE, fixup.RECIPE, t_fixup.RECIPE,
+    skipinit.RECIPE, zero.RECIPE, timm_vit.RECIPE,
+)}
 
 __all__ = ["REGISTRY", "Choice", "Model", "Recipe", "use"]

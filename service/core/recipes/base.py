@@ -71,3 +71,7 @@ class Recipe:
     choose: Choose
     #: The reference implementation the tests check it against.
     reference: str = ""
+    #: ``rng: "torch"``: (the request's normalized spec, [(Layer, its TensorPlans in named_parameters()
+    #: order)]) -> the steps of ``core.torch.program`` its reference model draws in, when that is not the
+    #: default order (every constructor, then every tensor's call); may raise SpecError. None: the default.
+    torch_program: Callable[[dict, list], list] | None = None

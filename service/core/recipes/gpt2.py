@@ -25,29 +25,41 @@ from .base import Model, Recipe, use
 PAPER = "Radford et al. 2019, Language Models are Unsupervised Multitask Learners (section 2.3)"
 
 
-def depth(spec: dict, model: Model) -> tuple[int | None, str]:
-    """2 n_layer, the residual branches the stream sums, and where it comes from."""
-    if spec.get("n_layer"):
-        return 2 * spec["n_layer"], f"n_layer {spec['n_layer']} (the scheme's)"
+def depth(given: int | None, param: str, model: Model) -> tuple[int | None, str]:
+    """2 n_layer, the residual branches the stream sums, and where it comes from (``given``: the scheme's
+    parameter ``param``, n_layer here, num_layers for megatron)."""
+    if given:
+        return 2 * given, f"{param} {given} (the scheme's)"
     if model.blocks:
-        return 2 * model.blocks, f"n_layer {model.blocks} (the model's)"
+        return 2 * model.blocks, f"{param} {model.blocks} (the model's)"
     if model.residual_branches:
         return model.residual_branches, f"{model.residual_branches} residual branches (layers with a residual role)"
     return None, ""
 
 
-def choose(t, layer, spec: dict, model: Model) -> tuple[dict, str]:
-    std = spec["std"]
-    if t.role == "bias":
-        return use("zeros"), "gpt2: biases start at 0"
-    n, source = depth(spec, model)
-    if is_residual(t.layer_role) and n:
-        scaled = std / math.sqrt(n)
-        return (use("normal", std=scaled),
-                f"gpt2: a residual branch's output projection, N(0, (std / sqrt(2 n_layer))^2) = "
-                f"N(0, ({std:g} / sqrt({n}))^2), std {scaled:.6g}, with {source}: the stream sums 2 n_layer branches")
-    what = "no layer has a residual role, so nothing is depth-scaled; " if not n else ""
-    return use("normal", std=std), f"gpt2: {what}N(0, std^2), std {std:g}"
+def rule(name: str):
+    """GPT-2's rule, its reasons naming the recipe that applies it (gpt2; nanogpt draws the same rule in
+    nanoGPT's order)."""
+    def choose(t, layer, spec: dict, model: Model) -> tuple[dict, str]:
+        std = spec["std"]
+        if t.role == "bias":
+            return use("zeros"), f"{name}: biases start at 0"
+        n, source = depth(spec.get("n_layer"), "n_layer", model)
+        if is_residual(t.layer_role) and n:
+            scaled = std / math.sqrt(n)
+            return (use("normal", std=scaled),
+                    f"{name}: a residual branch's output projection, N(0, (std / sqrt(2 n_layer))^2) = "
+                    f"N(0, ({std:g} / sqrt({n}))^2), std {scaled:.6g}, with {source}: the stream sums 2 n_layer "
+                    "branches")
+        what = "no layer has a residual role, so nothing is depth-scaled; " if not n else ""
+        return use("normal", std=std), f"{name}: {what}N(0, std^2), std {std:g}"
+    return choose
+
+
+#: std and n_layer: gpt2's parameters, nanogpt's too.
+PARAMS = (Param("std", "number", 0.02, minimum=0.0, maximum=1e3, exclusive_minimum=True, doc="std of every weight"),
+          Param("n_layer", "integer", None, minimum=1, maximum=1 << 20,
+                doc="blocks (default: the hf_config's, else the number of attn_out layers)"))
 
 
 RECIPE = Recipe(
@@ -55,10 +67,7 @@ RECIPE = Recipe(
            "(role attn_out, mlp_out, residual_out) N(0, (std / sqrt(2 n_layer))^2); biases 0; norms 1 and 0",
            "N(0, 0.02^2); residual outputs N(0, (0.02/sqrt(2 n_layer))^2)",
            r"\mathcal{N}(0, 0.02^2);\ \text{residual outputs } \mathcal{N}(0, (0.02/\sqrt{2 n_{layer}})^2)",
-           (Param("std", "number", 0.02, minimum=0.0, maximum=1e3, exclusive_minimum=True, doc="std of every weight"),
-            Param("n_layer", "integer", None, minimum=1, maximum=1 << 20,
-                  doc="blocks (default: the hf_config's, else the number of attn_out layers)")),
-           None, family="recipe", paper=PAPER),
-    choose,
+           PARAMS, None, family="recipe", paper=PAPER),
+    rule("gpt2"),
     reference="transformers 5.23.0 GPT2PreTrainedModel._init_weights (tests/core/recipes/test_gpt2.py)",
 )
