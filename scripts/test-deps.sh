@@ -60,6 +60,28 @@ if ! "$PY" -c "import transformers, sys; sys.exit(transformers.__version__ != '5
   "$PY" -m pip install -q transformers==5.23.0
 fi
 
+# The recipes' reference implementations (test-only, tests/core/recipes): megatron-core, mup, torchscale,
+# lsuv and timm at the releases the tests name. --no-deps: their own requirements would replace the CPU
+# torch above (mup and timm ask for torchvision, torchscale pins timm 0.6.13); what they import at run
+# time is listed here instead. torchvision: PyPI has CUDA builds only, whose C++ operators cannot load
+# with the CPU torch; timm and torchscale use its Python modules alone (tests/references.py).
+refs=(megatron-core==0.16.1 mup==1.0.0 torchscale==0.3.0 lsuv==0.3.0 timm==1.0.31
+      fairscale==0.4.0 huggingface_hub pyyaml tqdm pandas seaborn)
+if ! "$PY" - "${refs[@]}" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(any("==" in r and version(r.split("==")[0]) != r.split("==")[1] for r in sys.argv[1:]))
+PY
+then
+  "$PY" -m pip install -q --no-deps "${refs[@]}"
+fi
+# torchvision beside site-packages, not in it: transformers imports it whenever it is importable.
+tv_dir="$("$PY" -c 'import sys; print(sys.prefix)')/reference-torchvision"
+if [ ! -f "$tv_dir/torchvision-0.28.0.dist-info/METADATA" ]; then
+  rm -rf "$tv_dir"
+  "$PY" -m pip install -q --no-deps --target "$tv_dir" torchvision==0.28.0
+fi
+
 # The Node client example's packages (examples/node/package-lock.json), installed with `npm ci`
 # only when the lock file changed since the last install.
 node_dir="$ROOT/examples/node"

@@ -46,10 +46,14 @@ def check_torch_replay(plan: Plan, config: Config) -> None:
     """``rng: torch`` replays PyTorch's sequential stream up to the last selected tensor."""
     if plan.request.rng != "torch" or not plan.selected:
         return
-    last = max(t.position for t in plan.selected)
-    requested = sum(t.size for t in plan.tensors if t.position <= last)
+    requested = plan.selected[0].replay.recipe_values  # a recipe's own draw order (nanogpt's)
+    what = f"{plan.request.scheme['name']}'s draws up to the last that sets a selected tensor"
+    if requested is None:
+        last = max(t.position for t in plan.selected)
+        requested = sum(t.size for t in plan.tensors if t.position <= last)
+        what = "every tensor up to the last selected one"
     if requested > config.max_torch_elements:
-        raise SpecError("rng", f"rng torch replays {requested} values (every tensor up to the last selected one); "
+        raise SpecError("rng", f"rng torch replays {requested} values ({what}); "
                                f"at most {config.max_torch_elements} are allowed",
                         limit="max_torch_elements", requested=requested, allowed=config.max_torch_elements)
 

@@ -16,7 +16,7 @@ import uuid
 from flask import Flask, g, request
 
 from ..config import load_config
-from . import cors, diagnose, errors, meta, metrics, schemes, weights
+from . import calibrate, cors, diagnose, errors, meta, metrics, schemes, weights
 from .cache import ResponseCache
 from .errors import Problem
 from .fastpath import FastPath
@@ -62,6 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(schemes.bp)
     app.register_blueprint(weights.bp)
     app.register_blueprint(diagnose.bp)
+    app.register_blueprint(calibrate.bp)
     if cfg.metrics == "on":
         metrics.check_mode()
         app.register_blueprint(meta.metrics_bp)

@@ -235,36 +235,54 @@ def weights_view():
         span = requested_range(artifact.length, headers["ETag"])
         if span is not None:
             return _partial(artifact, span, media_type, headers)
-    if fmt == "json":
-        built = _json_artifact(entry)
-        if isinstance(built, tuple):
-            body, sha256 = built
-            length = len(body)
-            resp = Response(body, status=200, mimetype=media_type)
-        else:  # large: its pieces go out as they are, straight to the socket under gunicorn
-            sha256, length = built.sha256, built.length
-            resp = Response(_stream(built, g.get("request_id"), None, _direct_socket()), status=200,
-                            mimetype=media_type, direct_passthrough=True)
-        headers["Repr-Digest"] = sha256_field(bytes.fromhex(sha256))
-    elif artifact.length <= config().digest_max_bytes:
+    count_values(request.environ, entry.values)  # a whole answer: every value of the selected tensors
+    if fmt != "json":
+        return binary_response(artifact, media_type, headers)
+    built = _json_artifact(entry)
+    if not isinstance(built, tuple):  # large: its pieces go out as they are, straight to the socket under gunicorn
+        return json_artifact_response(built, media_type, headers)
+    body, sha256 = built
+    resp = Response(body, status=200, mimetype=media_type)
+    headers["Repr-Digest"] = sha256_field(bytes.fromhex(sha256))
+    resp.headers["Content-Length"] = str(len(body))
+    for k, v in headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def binary_response(artifact, media_type: str, headers: dict) -> Response:
+    """200 with a whole binary artifact (``headers`` added): built in memory with its ``Repr-Digest`` when
+    it is at most ``digest_max_bytes``, else streamed (also ``POST /v1/calibrate``'s)."""
+    if artifact.length <= config().digest_max_bytes:
         # A small artifact is built in memory first (at most digest_max_bytes, one copy), so that its
         # sha-256 can go out before the body, in Repr-Digest; a client verifies the whole download.
         body = b"".join(bytes(chunk) for chunk in artifact.chunks())  # copies: chunks reuse their buffers
         if len(body) != artifact.length:
-            raise RuntimeError(f"the {fmt} encoder produced {len(body)} bytes, announced {artifact.length}")
+            raise RuntimeError(f"the {artifact.format} encoder produced {len(body)} bytes, announced {artifact.length}")
         headers["Repr-Digest"] = sha256_field(hashlib.sha256(body).digest())
         resp = Response(body, status=200, mimetype=media_type)
-        resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
-        resp.headers["Accept-Ranges"] = "none"
     else:
         resp = Response(_stream(artifact, g.get("request_id"), None, _direct_socket()), status=200,
                         mimetype=media_type, direct_passthrough=True)
-        resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
-        resp.headers["Accept-Ranges"] = "none"
-    resp.headers["Content-Length"] = str(length if fmt == "json" else artifact.length)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+    resp.headers["Accept-Ranges"] = "none"
+    resp.headers["Content-Length"] = str(artifact.length)
     for k, v in headers.items():
         resp.headers[k] = v
-    count_values(request.environ, entry.values)
+    return resp
+
+
+def json_artifact_response(artifact, media_type: str, headers: dict) -> Response:
+    """200 with a JSON artifact (its sha-256 known): one body when small, else its pieces streamed."""
+    if artifact.length <= 1 << 20:
+        resp = Response(b"".join(artifact.chunks()), status=200, mimetype=media_type)
+    else:
+        resp = Response(_stream(artifact, g.get("request_id"), None, _direct_socket()), status=200,
+                        mimetype=media_type, direct_passthrough=True)
+    headers["Repr-Digest"] = sha256_field(bytes.fromhex(artifact.sha256))
+    resp.headers["Content-Length"] = str(artifact.length)
+    for k, v in headers.items():
+        resp.headers[k] = v
     return resp
 
 

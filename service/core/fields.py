@@ -152,6 +152,24 @@ class IntOrShortList(Kind):
 
 
 @dataclass(frozen=True)
+class RangeList(Kind):
+    """A list of at most ``max_length`` ranges ``[first, last]`` of integers 0..``maximum``, first <= last,
+    in increasing order and not overlapping (diagnose's residual branches, by layer index)."""
+
+    max_length: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class Object(Kind):
+    """A closed JSON object of declared fields (unknown fields are an error), e.g. ``/v1/calibrate``'s
+    ``calibration``; its errors name ``<field>.<member>``."""
+
+    fields: tuple
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
 class NotApplicable(Kind):
     """A field of the request document that this document does not take (null is tolerated)."""
 

@@ -27,21 +27,22 @@ import platform
 
 import numpy as np
 
+from .torch.init import QR_METHODS
 from .torch.replay import torch_call
 
 #: The schemes whose values come out of LAPACK (whole-matrix draws); sparse, identity, dirac and
 #: the LSTM forget-gate bias are whole-matrix too, but computed with exact NumPy operations only.
-LAPACK_SCHEMES = ("orthogonal",)
+LAPACK_SCHEMES = ("orthogonal", "delta_orthogonal")
 
 
 def lapack_tensors(plan) -> list[str]:
-    """The names of the selected tensors whose bytes come out of LAPACK: an ``orthogonal``
-    draw, or with ``rng: torch`` a replayed ``torch.nn.init.orthogonal_`` (not a module
+    """The names of the selected tensors whose bytes come out of LAPACK: an ``orthogonal`` or
+    ``delta_orthogonal`` draw, or with ``rng: torch`` a replayed ``torch.nn.init.orthogonal_`` (not a module
     constructor's values, which are uniform draws)."""
     out = []
     for t in plan.selected:
         if t.replay is not None:
-            uses = torch_call(t)[0] == "orthogonal_"
+            uses = torch_call(t)[0] in QR_METHODS
         else:
             uses = t.distribution.name in LAPACK_SCHEMES
         if uses:

@@ -17,7 +17,18 @@ from functools import cached_property
 
 import numpy as np
 
-from . import generate, layers, policies, schemes, selection, streams
+from ..version import ENGINE_VERSION
+from . import (
+    generate,
+    layers,
+    policies,
+    recipes,
+    roles,
+    scheme_entry,
+    schemes,
+    selection,
+    streams,
+)
 from .distributions import WHOLE_MAX_ELEMENTS, MatrixWork, WholeMatrix, qr_work
 from .document import Request
 from .dtypes import DTYPES, DType, round_scalar
@@ -25,7 +36,6 @@ from .errors import SpecError
 from .layers import Layer, TensorSpec
 from .torch.init import refusal
 from .torch.replay import TorchReplay, predicted_exact, torch_call
-from ..version import ENGINE_VERSION
 
 #: The most elements one architecture may hold, all tensors together (413 ``max_plan_elements``, fixed):
 #: element and byte counts then stay exact in every JSON parser (IEEE doubles) and within zip64's sizes.
@@ -56,7 +66,7 @@ class TensorPlan:
     scheme: dict
     chosen_by: str
     reason: str
-    resolved: schemes.Resolved
+    resolved: scheme_entry.Resolved
     warnings: list = field(default_factory=list)
     replay: object = None      # a TorchReplay when rng == "torch"
 
@@ -121,6 +131,10 @@ class TensorPlan:
             out["fan_note"] = self.spec.fan_note
         if self.spec.zero_rows:
             out["zero_rows"] = list(self.spec.zero_rows)
+        if self.spec.layer_role is not None:
+            out["layer_role"] = self.spec.layer_role
+            if roles.is_residual(self.spec.layer_role):
+                out["residual"] = True
         if self.replay is not None:
             out["torch_call"] = torch_call(self)[2]
             out["exact"] = predicted_exact(self)
@@ -269,12 +283,13 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
         raise SpecError("architecture.layers", f"two tensors would be named {dup!r}; rename a layer")
     plans = []
     request_bias = d.bias if d.bias is not False else None
+    model = recipes.Model.of(d)
     for pos, (ts, layer) in enumerate(specs):
         where = f"architecture.layers.{layer.index}"
         # an hf_config's layers have no scheme of their own: whatever chose the scheme, the request's field did
         scheme_field = "scheme" if d.hf is not None else f"{where}.scheme"
-        spec, by, why = policies.choose(ts, d.scheme, request_bias, layer)
-        ctx = schemes.Context(ts.shape, ts.torch_shape, ts.fan_in, ts.fan_out, ts.groups, ts.gates)
+        spec, by, why = policies.choose(ts, d.scheme, request_bias, layer, model)
+        ctx = scheme_entry.Context(ts.shape, ts.torch_shape, ts.fan_in, ts.fan_out, ts.groups, ts.gates)
         is_bias = ts.role in ("bias", "norm_bias")
         # the field that chose this tensor's scheme: the layer's, the request's, or (a policy's choice) the scheme
         field_name = {"layer": f"{where}.bias" if is_bias else f"{where}.scheme",
@@ -307,7 +322,7 @@ def build_plan(request: Request, *, max_tensors: int | None = None) -> Plan:
         chosen = selection.select(tensor_names, list(d.tensors))
         selected = [p for p in plans if p.name in chosen]
     if d.rng == "torch":
-        replay = TorchReplay(list(d.layers), plans, selected, d.seed)
+        replay = TorchReplay(list(d.layers), plans, selected, d.seed, d.scheme)
         for p in plans:
             p.replay = replay
     return Plan(request, list(d.layers), plans, selected)

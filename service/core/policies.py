@@ -1,6 +1,7 @@
 """Which scheme each tensor gets: the request's, the layer's, or a policy's choice.
 
-Policies (``auto``, ``torch_default``, ``keras_default``) pick per tensor; explicit schemes
+Policies (``auto``, ``torch_default``, ``keras_default``, ``hf_default``) and the recipes
+(``core.recipes``: ``gpt2``, ...) pick per tensor; explicit schemes
 apply as given. Also here: the warnings about the classic failure modes, measured against
 the variance the rules of thumb recommend for the layer's activation.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from . import layers, schemes
+from . import layers, recipes, roles, schemes
 from .activations import Activation
 from .distributions import Constant, WholeMatrix
 from .gains import calculate_gain
@@ -99,16 +100,27 @@ def hf_default_choice(t: TensorSpec, layer: Layer, spec: dict) -> tuple[dict, st
 #: transformers' ``initializer_range or 0.02``.
 DEFAULT_INITIALIZER_RANGE = 0.02
 
+def _recipe(recipe: recipes.Recipe):
+    """The recipe's rule, its choice normalized into the engine's memoized spec."""
+    def chosen(t: TensorSpec, layer: Layer, spec: dict, model: recipes.Model) -> tuple[dict, str]:
+        choice, why = recipe.choose(t, layer, spec, model)
+        return schemes.spec(choice.name, **dict(choice.params)), why
+    return chosen
+
+
+#: name -> (tensor, layer, the normalized spec, the model) -> (scheme spec, reason); the recipes too.
 POLICIES = {
-    "auto": lambda t, layer, spec: auto_choice(t),
-    "torch_default": lambda t, layer, spec: layers.get(t.layer_type).torch_default(t),
-    "keras_default": lambda t, layer, spec: layers.get(t.layer_type).keras_default(t),
-    "hf_default": hf_default_choice,
+    "auto": lambda t, layer, spec, model: auto_choice(t),
+    "torch_default": lambda t, layer, spec, model: layers.get(t.layer_type).torch_default(t),
+    "keras_default": lambda t, layer, spec, model: layers.get(t.layer_type).keras_default(t),
+    "hf_default": lambda t, layer, spec, model: hf_default_choice(t, layer, spec),
+    **{name: _recipe(r) for name, r in recipes.REGISTRY.items()},
 }
 
 
-def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer: Layer) -> tuple[dict, str, str]:
-    """(scheme spec, chosen_by, reason) for one tensor."""
+def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer: Layer,
+           model: recipes.Model) -> tuple[dict, str, str]:
+    """(scheme spec, chosen_by, reason) for one tensor; ``model``: what the recipes read of the whole model."""
     fixed = (layer.init or {}).get("value")
     if fixed is not None:  # the model family fixes it (gemma's RMSNorm scale 1 + w starts at w = 0)
         return schemes.spec("constant", value=fixed), "model", layer.init["why"]
@@ -133,7 +145,7 @@ def choose(t: TensorSpec, request_scheme: dict, request_bias: dict | None, layer
     else:
         spec, by = (layer_scheme, "layer") if layer_scheme is not None else (request_scheme, "request")
     if spec["name"] in POLICIES:
-        chosen, why = POLICIES[spec["name"]](t, layer, spec)
+        chosen, why = POLICIES[spec["name"]](t, layer, spec, model)
         return chosen, spec["name"], why
     return spec, by, f"{spec['name']} as requested ({by})"
 
@@ -155,6 +167,10 @@ def warnings_for(t: TensorSpec, dist, variance: float) -> list[dict]:
     out = []
     weightlike = t.role in ("weight", "raw")
     if weightlike and isinstance(dist, Constant):
+        if dist.value == 0 and roles.is_residual(t.layer_role):
+            # A residual branch's last layer at 0 (ZerO, Fixup, SkipInit) starts its block as the identity on
+            # purpose, and still learns: its input is not constant, so its units get different gradients.
+            return out
         out.append({"code": "symmetric", "message": (
             f"every value is {dist.value:g}: all units of this layer compute the same output and receive the same "
             "gradient, so they stay identical and the network cannot learn (break the symmetry with random weights)")})

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError
 
+from ..core.calibrate import CalibrateRequest, Calibration
 from ..core.diagnose import DiagnoseRequest
 from ..core.document import Request
 from ..core.plan import Plan, build_plan
 from ..output.options import Options
-from .schemas import DiagnoseRequestSchema, OptionsSchema, RequestSchema, WeightsRequestSchema
+from .schemas import CalibrateRequestSchema, DiagnoseRequestSchema, OptionsSchema, RequestSchema, WeightsRequestSchema
 from .strict import instance
 
-__all__ = ["load", "load_request", "plan", "load_weights_request", "load_diagnose_request", "load_options", "ValidationError",
-           "flatten_messages", "RequestSchema", "WeightsRequestSchema", "DiagnoseRequestSchema"]
+__all__ = ["load", "load_request", "plan", "load_weights_request", "load_diagnose_request", "load_calibrate_request",
+           "load_options", "ValidationError",
+           "flatten_messages", "RequestSchema", "WeightsRequestSchema", "DiagnoseRequestSchema",
+           "CalibrateRequestSchema"]
 
 
 def load(data, schema: type[Schema] = RequestSchema) -> tuple[Request, dict]:
@@ -57,8 +60,17 @@ def load_diagnose_request(data) -> DiagnoseRequest:
     """A ``/v1/diagnose`` body: the typed diagnose request."""
     request, added = load(data, DiagnoseRequestSchema)
     schemes = added.get("schemes")
+    residual = added.get("residual")
     return DiagnoseRequest(request, tuple(schemes) if schemes is not None else None, added["batch"],
-                           added.get("spatial_size"))
+                           added.get("spatial_size"), tuple(residual) if residual is not None else None,
+                           added.get("tokens"), added.get("heads"))
+
+
+def load_calibrate_request(data) -> CalibrateRequest:
+    """A ``/v1/calibrate`` body: the typed calibrate request (its ``format`` and output options included)."""
+    request, added = load(data, CalibrateRequestSchema)
+    return CalibrateRequest(request, Calibration(**added["calibration"]), added.get("format"),
+                            Options(added["metadata"], added["max_shard_size"]))
 
 
 def flatten_messages(messages, prefix: str = "") -> dict[str, list[str]]:

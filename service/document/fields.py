@@ -159,6 +159,31 @@ class IntOrShortList(fields.Field):
         return value
 
 
+class RangeList(fields.Field):
+    """A list of ranges ``[first, last]`` (``core.fields.RangeList``): its length checked first, each range
+    two integers 0..maximum with first <= last, each range after the previous one."""
+
+    def __init__(self, max_length: int, maximum: int, **kw):
+        self.max_length, self.maximum = max_length, maximum
+        super().__init__(**kw)
+
+    def _deserialize(self, value, attr, data, **kw):
+        if not isinstance(value, list) or len(value) > self.max_length:
+            raise ValidationError(f"must be a list of at most {self.max_length} ranges [first, last]")
+        previous = -1
+        for i, r in enumerate(value):
+            if (not isinstance(r, list) or len(r) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, int) for v in r)):
+                raise ValidationError({i: ["must be a range [first, last] of two integers"]})
+            first, last = r
+            if not 0 <= first <= last <= self.maximum:
+                raise ValidationError({i: [f"must have 0 <= first <= last <= {self.maximum}, got {r}"]})
+            if first <= previous:
+                raise ValidationError({i: [f"must start after the previous range's last entry {previous}, got {r}"]})
+            previous = last
+        return [tuple(r) for r in value]
+
+
 class ByteSizeField(fields.Field):
     """A size in bytes (``core.fields.ByteSize``): an integer, or ``"<number><unit>"`` parsed as
     save_pretrained parses ``max_shard_size`` (huggingface_hub ``parse_size_to_int``: KB, MB, GB, TB,
@@ -242,6 +267,10 @@ def _field(f: kinds.Field) -> fields.Field:
         return ActivationField(**kw)
     if isinstance(k, kinds.IntOrShortList):
         return IntOrShortList(k.max_length, k.maximum, **kw)
+    if isinstance(k, kinds.RangeList):
+        return RangeList(k.max_length, k.maximum, **kw)
+    if isinstance(k, kinds.Object):
+        return fields.Nested(schema_class(k.ref or "Object", k.fields), **kw)
     if isinstance(k, kinds.NotApplicable):
         return NotApplicable(k.why)
     raise TypeError(f"no marshmallow field for {type(k).__name__}")  # every kind of core.fields is above

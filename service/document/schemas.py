@@ -1,6 +1,6 @@
 """The request schemas, generated from the declarations: the layer registry (``core.layers``: each
 type's fields and rules), the request document (``core.document``), the formats (``output.formats``)
-and the diagnose document (``core.diagnose.request``).
+the diagnose document (``core.diagnose.request``) and the calibrate document (``core.calibrate.request``).
 
 Each schema validates once and loads into the engine's typed objects: a ``core.layers.Layer`` per
 layer, a ``core.document.Request`` for the document. Configured *limits* (how many layers, tensors,
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from ..core import diagnose, hf, layers, schemes
+from ..core import calibrate, diagnose, hf, layers, roles, schemes
 from ..core import document as doc
 from ..core.fields import Choice, Field
 from ..core.fields import NAME_MAX, NAME_PATTERN, NAME_RULE
@@ -35,6 +35,7 @@ class LayerBase(StrictSchema):
 def layer_schema(kind: layers.LayerType) -> type:
     """The schema of one layer type: the common fields, the type's own, and its cross-field rules."""
     attrs = {f.name: marshmallow_field(f) for f in kind.fields}
+    attrs["role"] = fields.String(validate=validate.OneOf(roles.for_type(kind.name, kind.norm)))
     if kind.rules:
         @validates_schema
         def _rules(self, data, **kw):
@@ -85,7 +86,7 @@ def _layer(index: int, loaded: tuple) -> Layer:
     t, values, echo = loaded
     params = {k: v for k, v in values.items() if k not in layers.COMMON_FIELDS}
     return Layer(index, values.get("name", str(index)), t, values.get("activation") or _LINEAR, params,
-                 scheme=values.get("scheme"), bias=values.get("bias"), echo=echo)
+                 scheme=values.get("scheme"), bias=values.get("bias"), echo=echo, role=values.get("role"))
 
 
 _LINEAR = layers.base.Activation()
@@ -93,8 +94,10 @@ _LINEAR = layers.base.Activation()
 
 class _Architecture(StrictSchema):
     architecture = fields.Nested(ArchitectureSchema, required=True)
-    #: Whether ``architecture.hf_config`` is accepted (/v1/diagnose runs layers forward: it is not).
+    #: Whether ``architecture.hf_config`` is accepted (/v1/diagnose and /v1/calibrate run layers forward: it
+    #: is not), and the path named when it is refused.
     takes_hf_config = True
+    endpoint = "/v1/weights"
 
     @post_load(pass_original=True)
     def _typed(self, data, original, **kw) -> tuple[doc.Request, dict]:
@@ -117,7 +120,7 @@ def _hf_defaults(schema: _Architecture, model, original: dict) -> dict:
     request names them; and what it cannot take (a Keras layout, the torch replay, /v1/diagnose)."""
     if not schema.takes_hf_config:
         raise ValidationError({"architecture": {"hf_config": [
-            "/v1/diagnose runs an architecture of layers forward; send architecture.layers"]}})
+            f"{schema.endpoint} runs an architecture of layers forward; send architecture.layers"]}})
     if original.get("layout", "torch") != "torch":
         raise ValidationError({"layout": ["an hf_config's tensors are stored as transformers stores them: "
                                           "layout must be torch"]})
@@ -156,3 +159,11 @@ OptionsSchema = schema_class("OptionsSchema", options.FIELDS)
 #: ``POST /v1/diagnose``: the request document without ``tensors``, plus schemes, batch, spatial_size.
 DiagnoseRequestSchema = schema_class("DiagnoseRequestSchema", diagnose.FIELDS, base=RequestSchema)
 DiagnoseRequestSchema.takes_hf_config = False
+DiagnoseRequestSchema.endpoint = "/v1/diagnose"
+
+#: ``POST /v1/calibrate``: the weights request document (``format``, the output options) without ``tensors``,
+#: with ``scheme`` defaulting to orthogonal, plus ``calibration``.
+CalibrateRequestSchema = schema_class("CalibrateRequestSchema", (FORMAT, *options.FIELDS, *calibrate.FIELDS),
+                                      base=RequestSchema)
+CalibrateRequestSchema.takes_hf_config = False
+CalibrateRequestSchema.endpoint = "/v1/calibrate"

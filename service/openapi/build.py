@@ -33,6 +33,7 @@ from ..config import VARIABLES, Config, load_config
 from ..core import diagnose
 from ..core.distributions import WHOLE_MAX_ELEMENTS
 from ..core.plan import MAX_PLAN_ELEMENTS
+from ..core.scheme_entry import FAMILIES
 from ..core.selection import MAX_PATTERN_WORK
 from ..document.schemas import FORMAT
 from ..output.formats import FORMATS, NAMES
@@ -133,14 +134,17 @@ def build() -> dict:
     generated = c.generate({
         "RequestDocument": lambda: c.request_document((FORMAT, *OPTIONS), layers_doc),
         "DiagnoseRequest": lambda: c.diagnose_request(layers_doc),
+        "CalibrateRequest": lambda: c.calibrate_request((FORMAT, *OPTIONS), layers_doc),
         "LayerType": c.layer_type,
     })
     components = spec["components"]
     components["schemas"] = _merge(generated, components["schemas"])
     _media_types(spec["paths"]["/v1/weights"]["post"]["responses"])
+    _media_types(spec["paths"]["/v1/calibrate"]["post"]["responses"], ranges=False)
     _header_lengths(components["parameters"])
     _problem(components["schemas"], cfg)
     _cors(spec, spec.pop("x-preflight"))
+    components["schemas"]["SchemeDescription"]["properties"]["family"]["enum"] = list(FAMILIES)
     _check_refs(spec)
     return spec
 
@@ -186,15 +190,17 @@ def _binary(media_type: str) -> dict:
     return {"schema": {"type": "string", "format": "binary", "contentMediaType": media_type}}
 
 
-def _media_types(responses: dict) -> None:
-    """Every format's media types in the 200 (a text format's own schema is the template's), and those of
-    the formats whose bytes can be cut into ranges in the 206."""
+def _media_types(responses: dict, ranges: bool = True) -> None:
+    """Every format's media types in the 200 (a text format's own schema is the template's), and (``ranges``)
+    those of the formats whose bytes can be cut into ranges in the 206."""
     content = responses["200"]["content"]
     for f in FORMATS.values():
         for media_type in (f.media_type, *f.also_accepted):
             if not f.binary and media_type not in content:
-                raise ValueError(f"template.yaml: /v1/weights 200 has no schema for {media_type} ({f.name})")
+                raise ValueError(f"template.yaml: a 200 has no schema for {media_type} ({f.name})")
             content.setdefault(media_type, _binary(media_type))
+    if not ranges:
+        return
     responses["206"]["content"] = {m: _binary(m) for f in FORMATS.values() if f.ranges
                                    for m in (f.media_type, *f.also_accepted)}
 

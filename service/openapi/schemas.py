@@ -16,7 +16,17 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..core import activations, diagnose, gains, hf, layers, schemes
+from ..core import (
+    activations,
+    calibrate,
+    diagnose,
+    gains,
+    hf,
+    layers,
+    roles,
+    scheme_entry,
+    schemes,
+)
 from ..core import document as doc
 from ..core import fields as kinds
 from ..core.layers import LayerType
@@ -103,6 +113,13 @@ class Components:
         if isinstance(k, kinds.IntOrShortList):
             entry = {"type": "integer", "minimum": 1, "maximum": k.maximum}
             return {"oneOf": [entry, {"type": "array", "items": entry, "minItems": 1, "maxItems": k.max_length}]}
+        if isinstance(k, kinds.RangeList):
+            entry = {"type": "integer", "minimum": 0, "maximum": k.maximum}
+            pair = {"type": "array", "items": entry, "minItems": 2, "maxItems": 2,
+                    "description": "[first, last] (first <= last; each range after the previous one)"}
+            return {"type": "array", "items": pair, "maxItems": k.max_length}
+        if isinstance(k, kinds.Object):
+            return self.object(k.fields)
         if isinstance(k, kinds.NotApplicable):
             return {"description": f"{k.why} (only null is accepted)", **NULL}
         raise TypeError(f"no OpenAPI schema for {type(k).__name__}")  # every kind of core.fields is above
@@ -140,7 +157,7 @@ class Components:
         mapping = {n: refs[s.name]["$ref"] for s in schemes.SCHEMES.values() for n in (s.name, *s.aliases)}
         return {"oneOf": list(refs.values()), "discriminator": {"propertyName": "name", "mapping": mapping}}
 
-    def scheme(self, s: schemes.Scheme) -> Schema:
+    def scheme(self, s: scheme_entry.Scheme) -> Schema:
         """A registry scheme with its parameters: types, defaults and ranges as ``Param.check`` applies them."""
         properties = {"name": {"type": "string", "enum": [s.name, *s.aliases]}}
         for p in s.params:
@@ -151,20 +168,22 @@ class Components:
                 "type": "object", "required": ["name", *(p.name for p in s.params if p.required)],
                 "additionalProperties": False, "properties": properties}
 
-    def param(self, p: schemes.Param) -> Schema:
+    def param(self, p: scheme_entry.Param) -> Schema:
+        # null is a value only where the default is null (Scheme.check_params): dirac's groups, deepnorm's part
+        nullable = p.default is None and not p.required
         if p.type == "boolean":
             return {"type": "boolean"}
         if p.type == "string":
+            if nullable:
+                return {"type": ["string", "null"], "enum": [*p.choices, None]}
             return {"type": "string", "enum": list(p.choices)}
-        lo = -schemes.MAX_MAGNITUDE if p.minimum is None else p.minimum
-        hi = schemes.MAX_MAGNITUDE if p.maximum is None else p.maximum
+        lo = -scheme_entry.MAX_MAGNITUDE if p.minimum is None else p.minimum
+        hi = scheme_entry.MAX_MAGNITUDE if p.maximum is None else p.maximum
         bounds = {("exclusiveMinimum" if p.exclusive_minimum else "minimum"): lo,
                   ("exclusiveMaximum" if p.exclusive_maximum else "maximum"): hi}
         if p.type == "gain":
             return {"oneOf": [{"type": "number", **bounds},
                               self.ref("GainName", lambda: {"type": "string", "enum": list(gains.GAIN_NAMES)})]}
-        # null is a value only where the default is null (Scheme.check_params): dirac's groups
-        nullable = p.default is None and not p.required
         return {"type": [p.type, "null"] if nullable else p.type, **bounds}
 
     # ------------------------------------------------------------------ layers
@@ -207,6 +226,9 @@ class Components:
             "bias": (self.ref("LayerBias", lambda: self.kind_schema(kinds.SchemeRef(allow_false=True)))
                      if kind.has_bias else {"description": "This layer type has no bias: only `false` is accepted.",
                                             **FALSE}),
+            "role": {"description": "What the layer does in its model, for the recipes (`core.roles`): "
+                                    + "; ".join(f"`{r}`: {roles.ROLES[r].doc}" for r in roles.for_type(kind.name, kind.norm)),
+                     "type": "string", "enum": list(roles.for_type(kind.name, kind.norm))},
         }
         if tuple(schemas) != layers.COMMON_FIELDS:
             raise ValueError(f"the common layer fields are {layers.COMMON_FIELDS}, not {tuple(schemas)}")
@@ -255,10 +277,20 @@ class Components:
     def diagnose_request(self, layers_doc: str) -> Schema:
         """The diagnose document: the request document's fields with ``core.diagnose.FIELDS`` (which
         replace ``tensors`` and add the rest); its layers: the types that run forward."""
+        return self.runnable_document((*doc.FIELDS, *diagnose.FIELDS), layers_doc)
+
+    def calibrate_request(self, added: tuple[kinds.Field, ...], layers_doc: str) -> Schema:
+        """The calibrate document: the weights request document (``added``: ``format``, the output options)
+        with ``core.calibrate.FIELDS`` (``scheme`` defaulting to orthogonal, no ``tensors``, ``calibration``);
+        its layers: the types that run forward."""
+        return self.runnable_document((*doc.FIELDS, *added, *calibrate.FIELDS), layers_doc)
+
+    def runnable_document(self, declared: tuple[kinds.Field, ...], layers_doc: str) -> Schema:
+        """A document of ``declared`` fields whose architecture holds only layers that run forward."""
         runnable = [self.layer_component(name) for name in diagnose.RUNNABLE]
         arch = self.architecture({"oneOf": list({r["$ref"]: r for r in runnable}.values())}, layers_doc,
                                  hf_config=False)
-        return self.object((*doc.FIELDS, *diagnose.FIELDS), first={"architecture": arch}, required=("architecture",))
+        return self.object(declared, first={"architecture": arch}, required=("architecture",))
 
 
 def _hf_component(model_type: str) -> str:

@@ -14,12 +14,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from service.config import load_config
-from service.core.distributions import WHOLE_MAX_ELEMENTS
 from service.core.activations import NAMES as ACTIVATIONS
+from service.core.distributions import WHOLE_MAX_ELEMENTS
+from service.core.fields import MISSING
 from service.core.gains import GAIN_NAMES
 from service.core.layers import COMMON_FIELDS, REGISTRY
-from service.core.fields import MISSING
-from service.core.schemes import ALL_NAMES, MAX_MAGNITUDE, SCHEMES
+from service.core.scheme_entry import MAX_MAGNITUDE
+from service.core.schemes import ALL_NAMES, SCHEMES
 from service.output.formats import FORMATS
 from service.version import ENGINE_VERSION
 
@@ -77,8 +78,8 @@ def test_each_scheme_object_has_the_registry_parameters(schemas, name):
             hi = MAX_MAGNITUDE if p.maximum is None else p.maximum
             assert number[("exclusiveMinimum" if p.exclusive_minimum else "minimum")] == lo, p.name
             assert number[("exclusiveMaximum" if p.exclusive_maximum else "maximum")] == hi, p.name
-        if p.type == "string":
-            assert prop["enum"] == list(p.choices)
+        if p.type == "string":  # a null default (deepnorm's part) is a value too
+            assert prop["enum"] == [*p.choices, *([None] if p.default is None else [])]
 
 
 def test_layer_type_enum_and_layer_schemas_equal_the_registry(schemas):

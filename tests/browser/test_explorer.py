@@ -172,3 +172,49 @@ def test_explorer_reports_a_bad_document_in_words(server, browser):
     WebDriverWait(d, 60).until(lambda dr: dr.find_element(By.ID, "error").is_displayed())
     text = d.find_element(By.ID, "error").text
     assert "architecture.layers.0.activation" in text and "last layer" in text
+
+
+def test_explorer_shows_the_residual_stream_preset(server, browser):
+    """The 48-block pre-LN preset: its note says what to look for, only the registry's recipes are offered,
+    and the stream plot shows the API's numbers (batch 2 and two schemes: kept cheap)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from service.core import schemes
+
+    d = browser
+    d.get_log("browser")                          # drop what earlier tests logged (their 422 is on purpose)
+    d.get(server.url + "/")
+    wait_runs(d, 1)
+    Select(d.find_element(By.ID, "preset")).select_by_value("stream")
+    assert "grows like the square root of the depth" in d.find_element(By.ID, "preset-note").text
+
+    def offered(dr):
+        return {b.get_attribute("value") for b in dr.find_elements(By.CSS_SELECTOR, "#scheme-list input") if b.is_displayed()}
+
+    # deepnorm and fixup (branch i15-mup) are offered once the registry has them
+    later = {"deepnorm", "fixup"}
+    WebDriverWait(d, 30).until(lambda dr: offered(dr) & later == later & set(schemes.SCHEMES))
+    for box in d.find_elements(By.CSS_SELECTOR, "#scheme-list input"):
+        if box.is_displayed() and box.is_selected() != (box.get_attribute("value") in ("auto", "gpt2")):
+            box.click()
+    batch = d.find_element(By.ID, "batch")
+    batch.clear()
+    batch.send_keys("2")
+    d.find_element(By.ID, "run").click()
+    wait_runs(d, 2)
+
+    request_doc = curl_body(d.find_element(By.ID, "curl-diagnose").text)
+    assert len(request_doc["residual"]) == 96 and (request_doc["tokens"], request_doc["heads"]) == (8, 4)
+    api = requests.post(server.url + "/v1/diagnose", json=request_doc, timeout=300)
+    assert api.status_code == 200
+    results = api.json()["results"]
+    cards = d.find_elements(By.CSS_SELECTOR, "#verdicts .verdict")
+    assert [c.get_attribute("data-verdict") for c in cards] == [r["verdict"] for r in results] == ["growing", "healthy"]
+    for card, r in zip(cards, results):
+        assert card.find_element(By.CSS_SELECTOR, ".explanation").text == r["explanation"]
+    assert d.find_element(By.ID, "plot-forward").get_attribute("data-metric") == "stream.ratio"
+    assert plotted(d, "plot-forward") == {(i, b["last_layer"]): b["ratio"] for i, r in enumerate(results)
+                                          for b in r["stream"]}
+    severe = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe

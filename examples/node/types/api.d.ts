@@ -258,23 +258,89 @@ export interface paths {
          *     thing and update identically, so the model does not train), `saturated` (large weights push
          *     more than 25% of a tanh/sigmoid layer's outputs to the flat ends), `vanishing` / `exploding`
          *     (the signal, measured as each unit's std over the batch relative to the input's, or the
-         *     gradient norm relative to the last layer's, leaves the band [1/10, 10]), else `healthy`; with
-         *     the first layer where it shows and one plain sentence. The thresholds and why they are set
-         *     there are in `thresholds` and in the README.
+         *     gradient norm relative to the last layer's, leaves the band [1/10, 10]), `growing` (a residual
+         *     network's stream ends more than 2x the input's RMS: every branch adds its variance and nothing
+         *     scales it back), else `healthy`; with the first layer where it shows and one plain sentence.
+         *     The thresholds and why they are set there are in `thresholds` and in the README.
          *
          *     The document is the request document restricted to layers that run forward (`dense`; `conv1d` /
          *     `conv2d` with stride 1 and PyTorch's `padding="same"`; a conv followed by a dense layer is
          *     flattened) with an `activation` each (softmax on the last layer only), plus `schemes` (1 to 8 to
          *     compare; default the request's `scheme`), `batch` (2 to 4096, default 128; `diagnose_max_batch`
          *     caps it, 413) and `spatial_size` (the input's spatial size when the first layer is a conv;
-         *     default 32 or 16x16). The cost (multiply-adds, working memory) is estimated from the document
-         *     before anything is drawn: over `diagnose_max_cost` or `diagnose_max_bytes` the answer is 413.
+         *     default 32 or 16x16).
+         *
+         *     Residual and transformer networks: `layernorm` layers run too (over each vector's features, eps
+         *     1e-5), `residual` lists the residual branches as `[first, last]` layer indices (the stream entering
+         *     `first` is added to the output of `last`, whose `role` must be `attn_out`, `mlp_out` or
+         *     `residual_out`: the roles the recipes read; a layernorm as a branch's first layer makes it pre-LN,
+         *     one right after it post-LN), and a dense layer with role `attn_qkv` projects to fused q, k, v
+         *     (GPT-2's `c_attn`) followed by multi-head self-attention over `tokens` tokens per example (default
+         *     16) with `heads` heads (default 1). Each result then carries `stream`: the residual stream's RMS
+         *     and variance after every branch, relative to the input's, and the gradient reaching it. Layers
+         *     inside a branch are not called vanishing (GPT-2, Fixup and SkipInit start them small on purpose):
+         *     the stream is judged instead.
+         *
+         *     The cost (multiply-adds, working memory; attention's tokens^2 work included) is estimated from
+         *     the document before anything is drawn: over `diagnose_max_cost` or `diagnose_max_bytes` the answer is 413.
          *     Deterministic: the same document gives the same numbers; the response carries a strong ETag.
          */
         post: operations["diagnose"];
         delete?: never;
         /** CORS preflight (tag `cors`), and the methods of this resource */
         options: operations["diagnosePreflight"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/calibrate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Data-free LSUV: the weights, rescaled layer by layer to unit output std on a seeded probe batch
+         * @description Layer-sequential unit-variance calibration (Mishkin & Matas, "All you need is a good init",
+         *     ICLR 2016), as the `lsuv` package 0.3.0 runs it, on the `/v1/diagnose` engine. The starting
+         *     weights are the document's (`scheme`, default `orthogonal` as in LSUV; biases `zeros` by
+         *     default), drawn exactly as `/v1/weights` draws them. A seeded batch of standard-normal inputs
+         *     (`calibration.batch` examples, `calibration.probe_seed`, default the document's `seed`) goes
+         *     forward in float64; for each layer in order, the weights are multiplied by `1 / (std + 1e-8)`,
+         *     std being that of the layer's outputs (before its activation) over every element,
+         *     Bessel-corrected as `torch.Tensor.std()`, until `|std - 1| <= calibration.tolerance` or
+         *     `calibration.max_iterations` rescalings. With `calibration.bias_first`, each output unit's bias
+         *     is first shifted to give it zero mean on the probe batch (not in LSUV; the rescaling that
+         *     follows moves the means again). The weights are rounded to the document's dtype before each
+         *     measurement, so the reported std is that of the weights returned.
+         *
+         *     The document is the `/v1/weights` document (`format`, `metadata`, `max_shard_size`; no
+         *     `tensors`, no `hf_config`) restricted to layers that run forward, as for `/v1/diagnose`
+         *     (another layer type is a 422 naming it), plus `calibration`. The answer is the calibrated
+         *     weights in any format (json, npy, npz, safetensors; no byte ranges), negotiated as for
+         *     `/v1/weights`. The calibration summary (`calibration`: the settings, whether every layer
+         *     converged, and per layer `factor`, `iterations`, `converged`, `std_before`, `std`, `variance`,
+         *     `mean`, `bias_shifted`) is at the top of the report, so JSON answers, the npz `manifest` and the
+         *     safetensors `__metadata__.weightinit` (with `metadata: full`) carry it; each calibrated tensor's
+         *     theory (its starting scheme's) adds `calibration` (`factor`, `iterations`, `converged`; a shifted
+         *     bias: `bias_shifted`). Every format also carries `X-Weightinit-Calibration-Factors` and
+         *     `X-Weightinit-Calibration-Iterations`.
+         *
+         *     The work is held to the diagnose limits, estimated before anything is drawn:
+         *     `diagnose_max_batch` (the probe batch), `diagnose_max_cost` (multiply-adds: drawing, and every
+         *     layer's forward pass at most `max_iterations + 1` times) and `diagnose_max_bytes` (413 naming
+         *     the limit), then to the element limits of the format (`max_json_elements`,
+         *     `max_binary_elements`). A layer whose outputs are constant or overflow on the probe batch
+         *     (zero weights) cannot be rescaled: 422 naming `calibration`. Deterministic: the same document
+         *     gives the same bytes; the response carries a strong ETag.
+         */
+        post: operations["calibrate"];
+        delete?: never;
+        /** CORS preflight (tag `cors`), and the methods of this resource */
+        options: operations["calibratePreflight"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -440,7 +506,7 @@ export interface components {
         DiagnoseRequest: {
             architecture: {
                 /** @description The layers in order (the configured maximum, `max_layers`, defaults to 1000; above it 413). */
-                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"])[];
+                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["LayerNormLayer"])[];
             };
             /**
              * @description The scheme of every weight (default `auto`, chosen per layer from its activation).
@@ -482,6 +548,67 @@ export interface components {
             batch?: number;
             /** @description The probe's spatial size when the first layer is a convolution (default 32 for conv1d, 16 x 16 for conv2d). */
             spatial_size?: number | number[];
+            /** @description Residual branches, each `[first, last]` by layer index: the stream entering layer `first` is added to the output of layer `last`, whose `role` must end a branch (attn_out, mlp_out, residual_out). A layernorm as a branch's first layer makes it pre-LN; one right after the branch, post-LN. The response then reports the stream after every branch (`stream`). */
+            residual?: number[][];
+            /** @description Tokens per probe example when a dense layer has role `attn_qkv` (default 16): the probe is a batch of sequences, and dense and layernorm layers act on every token. */
+            tokens?: number;
+            /** @description Attention heads (default 1). A dense layer with role `attn_qkv` projects to fused q, k, v (3 x E, GPT-2's c_attn); self-attention over the tokens, with `heads` heads, gives the next layer E features. */
+            heads?: number;
+        };
+        CalibrateRequest: {
+            architecture: {
+                /** @description The layers in order (the configured maximum, `max_layers`, defaults to 1000; above it 413). */
+                layers: (components["schemas"]["DenseLayer"] | components["schemas"]["Conv1dLayer"] | components["schemas"]["Conv2dLayer"] | components["schemas"]["LayerNormLayer"])[];
+            };
+            /**
+             * @description The starting weights, before calibration (default `orthogonal`, as in LSUV); a layer's own `scheme` still wins.
+             * @default orthogonal
+             */
+            scheme?: components["schemas"]["SchemeSpec"];
+            /**
+             * @description 0 <= seed < 2^63; always echoed.
+             * @default 0
+             */
+            seed?: number;
+            /** @default float32 */
+            dtype?: components["schemas"]["DType"];
+            /**
+             * @description Storage shapes: PyTorch's (Linear (out, in); Conv (out, in/groups, *k)) or Keras's (Dense (in, out); Conv (*k, in/groups, out)). Fans are the same in both.
+             * @default torch
+             * @enum {string}
+             */
+            layout?: "torch" | "keras";
+            /**
+             * @description The scheme of every bias (default zeros, or the policy's for torch_default / keras_default); `false` drops the biases of dense, conv, recurrent and attention layers.
+             * @default null
+             */
+            bias?: components["schemas"]["SchemeSpec"] | false | null;
+            /** @description calibrate runs and returns the whole network: tensor selection does not apply (only null is accepted) */
+            tensors?: null;
+            /**
+             * @description `weightinit`: block-seeded PCG64 streams (parallel, any slice alone). `torch`: replay of PyTorch's CPU stream after `torch.manual_seed(seed)`, module construction in order, then `torch.nn.init.<scheme>_` per tensor: the same float32 values PyTorch builds (see each tensor's `torch_call` and `exact`); sequential, bounded by `max_torch_elements`.
+             * @default weightinit
+             * @enum {string}
+             */
+            rng?: "weightinit" | "torch";
+            /** @description The output format of /v1/weights (ignored by /v1/plan); without it, the Accept header picks. */
+            format?: components["schemas"]["Format"];
+            /**
+             * @description safetensors headers (the safetensors format and every shard of hf): `full` embeds the report (`__metadata__.weightinit`), `minimal` only {"format": "pt"}, for readers that cap the header (some C/C++ readers stop at 8 KiB).
+             * @default full
+             * @enum {string}
+             */
+            metadata?: "full" | "minimal";
+            /**
+             * @description The hf format's largest shard, in bytes or as transformers writes it ("5GB" = 5*10^9, "5GiB" = 5*2^30); default 50GB, save_pretrained's. Split as save_pretrained splits: in state_dict order, a tensor larger than the limit alone in its shard.
+             * @default 50000000000
+             */
+            max_shard_size?: number | string;
+            /**
+             * @description How LSUV runs: tolerance, iterations, the probe batch, bias handling.
+             * @default {}
+             */
+            calibration?: components["schemas"]["Calibration"];
         };
         /**
          * @description Every layer type (the `type` of a Layer).
@@ -547,6 +674,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
@@ -572,6 +704,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize1d"];
@@ -601,11 +738,71 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize2d"];
             /** @default 1 */
             groups?: components["schemas"]["Dim"];
+        };
+        /**
+         * @description Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0.
+         * @example {
+         *       "type": "layernorm",
+         *       "normalized_shape": [
+         *         16
+         *       ]
+         *     }
+         */
+        LayerNormLayer: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "layernorm";
+            name?: components["schemas"]["LayerName"];
+            activation?: components["schemas"]["Activation"];
+            scheme?: components["schemas"]["SchemeSpec"];
+            bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
+            normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
+        };
+        Calibration: {
+            /**
+             * @description A layer is done when |std - 1| <= tolerance, std being the standard deviation of its outputs on the probe batch (lsuv's `std_tol`).
+             * @default 0.1
+             */
+            tolerance?: number;
+            /**
+             * @description Most rescalings of one layer's weights (the paper's T_max); a layer that has not converged by then reports `converged: false`.
+             * @default 10
+             */
+            max_iterations?: number;
+            /**
+             * @description Examples in the seeded standard-normal probe batch (at most `diagnose_max_batch`, configured).
+             * @default 128
+             */
+            batch?: number;
+            /**
+             * @description Seed of the probe batch; default: the document's `seed`.
+             * @default null
+             */
+            probe_seed?: number | null;
+            /**
+             * @description Before rescaling a layer's weights, shift its bias so that each output unit has zero mean on the probe batch (the bias is then left alone). Not in the LSUV paper nor in lsuv; the order matters: the rescaling that follows moves the means again.
+             * @default false
+             */
+            bias_first?: boolean;
+            /** @description The probe's spatial size when the first layer is a convolution (default 32 for conv1d, 16 x 16 for conv2d). */
+            spatial_size?: number | number[];
         };
         /**
          * @description A 3-D convolution or transposed convolution (PyTorch nn.Conv3d / nn.ConvTranspose3d); kernel_size: an integer, or a list of 3 (one per spatial dimension). Checked by the service (422 naming the field): groups divides in_channels and out_channels.
@@ -631,6 +828,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_channels: components["schemas"]["Dim"];
             out_channels: components["schemas"]["Dim"];
             kernel_size: components["schemas"]["KernelSize3d"];
@@ -660,6 +862,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             num_embeddings: components["schemas"]["Dim"];
             embedding_dim: components["schemas"]["Dim"];
             /** @description the row that is zero (PyTorch's padding_idx) */
@@ -683,6 +890,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             input_size: components["schemas"]["Dim"];
             hidden_size: components["schemas"]["Dim"];
         };
@@ -703,28 +915,12 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
-            num_features: components["schemas"]["Dim"];
-        };
-        /**
-         * @description Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0.
-         * @example {
-         *       "type": "layernorm",
-         *       "normalized_shape": [
-         *         16
-         *       ]
-         *     }
-         */
-        LayerNormLayer: {
             /**
-             * @description discriminator enum property added by openapi-typescript
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
              * @enum {string}
              */
-            type: "layernorm";
-            name?: components["schemas"]["LayerName"];
-            activation?: components["schemas"]["Activation"];
-            scheme?: components["schemas"]["SchemeSpec"];
-            bias?: components["schemas"]["LayerBias"];
-            normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
+            role?: "norm";
+            num_features: components["schemas"]["Dim"];
         };
         /**
          * @description Multi-head attention (PyTorch nn.MultiheadAttention, projections unpacked): q_proj, k_proj, v_proj, out_proj weights (E, E) and biases (E). Checked by the service (422 naming the field): num_heads divides embed_dim.
@@ -744,6 +940,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             embed_dim: components["schemas"]["Dim"];
             num_heads: components["schemas"]["Dim"];
         };
@@ -774,6 +975,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `embedding`: the token embedding table (tied to the readout in many language models); `position_embedding`: learned absolute positions (GPT-2's wpe, BERT's, ViT's pos_embed); `token_type_embedding`: BERT's segment embedding; `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `cls_token`: a learned prefix vector (ViT's class token, register tokens); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `residual_gain`: a scalar gain at the end of a residual branch (SkipInit's alpha); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "embedding" | "position_embedding" | "token_type_embedding" | "patch_embedding" | "cls_token" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "residual_gain" | "readout" | "pooler";
             shape: components["schemas"]["Dim"][];
             fan_in?: components["schemas"]["Dim"];
             fan_out?: components["schemas"]["Dim"];
@@ -799,6 +1005,11 @@ export interface components {
              * @constant
              */
             bias?: false;
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
             normalized_shape: components["schemas"]["Dim"] | components["schemas"]["Dim"][];
         };
         /**
@@ -819,6 +1030,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `norm`: a normalization layer's scale and shift
+             * @enum {string}
+             */
+            role?: "norm";
             num_groups: components["schemas"]["Dim"];
             num_channels: components["schemas"]["Dim"];
         };
@@ -840,6 +1056,11 @@ export interface components {
             activation?: components["schemas"]["Activation"];
             scheme?: components["schemas"]["SchemeSpec"];
             bias?: components["schemas"]["LayerBias"];
+            /**
+             * @description What the layer does in its model, for the recipes (`core.roles`): `patch_embedding`: a vision transformer's patchifying projection (a conv or dense over patches); `input`: the first layer reading the data (muP's input weights: one dimension grows with width); `hidden`: a hidden layer of an MLP or a CNN (both dimensions grow with width); `attn_qkv`: an attention's query or key projection (or q, k and v packed in one, GPT-2's c_attn); `attn_v`: an attention's value projection (DeepNet and T-Fixup scale it, not q and k); `attn_out`: an attention's output projection, the end of a residual branch; `mlp_in`: an MLP's up (and gate) projection inside a residual block; `mlp_out`: an MLP's down projection, the end of a residual branch; `residual_out`: the last layer of any other residual branch (a ResNet block's last conv); `readout`: the output projection to logits (an LM head, a classifier); `pooler`: a pooling projection over the sequence (BERT's pooler)
+             * @enum {string}
+             */
+            role?: "patch_embedding" | "input" | "hidden" | "attn_qkv" | "attn_v" | "attn_out" | "mlp_in" | "mlp_out" | "residual_out" | "readout" | "pooler";
             in_features: components["schemas"]["Dim"];
             out_features: components["schemas"]["Dim"];
         };
@@ -1100,9 +1321,9 @@ export interface components {
          * @description Every registry name, canonical and alias (GET /v1/schemes).
          * @enum {string}
          */
-        SchemeName: "auto" | "constant" | "dirac" | "glorot_normal" | "glorot_uniform" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "normal" | "ones" | "orthogonal" | "sparse" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zeros";
+        SchemeName: "auto" | "constant" | "deepnorm" | "delta_orthogonal" | "dirac" | "fixup" | "glorot_normal" | "glorot_uniform" | "gpt2" | "he_normal" | "he_uniform" | "hf_default" | "identity" | "kaiming_normal" | "kaiming_uniform" | "keras_default" | "lecun_normal" | "lecun_uniform" | "lstm_forget_bias" | "megatron" | "mup" | "nanogpt" | "normal" | "ones" | "orthogonal" | "skipinit" | "sparse" | "t_fixup" | "timm_vit" | "torch_default" | "truncated_normal" | "uniform" | "uniform_fan_in" | "variance_scaling" | "xavier_normal" | "xavier_uniform" | "zero" | "zero_matrix" | "zeros";
         /** @description A scheme with its parameters (each scheme's own set; unknown parameters are rejected). */
-        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"];
+        SchemeObject: components["schemas"]["Scheme_xavier_uniform"] | components["schemas"]["Scheme_xavier_normal"] | components["schemas"]["Scheme_he_uniform"] | components["schemas"]["Scheme_he_normal"] | components["schemas"]["Scheme_lecun_uniform"] | components["schemas"]["Scheme_lecun_normal"] | components["schemas"]["Scheme_uniform_fan_in"] | components["schemas"]["Scheme_variance_scaling"] | components["schemas"]["Scheme_zeros"] | components["schemas"]["Scheme_ones"] | components["schemas"]["Scheme_constant"] | components["schemas"]["Scheme_uniform"] | components["schemas"]["Scheme_normal"] | components["schemas"]["Scheme_truncated_normal"] | components["schemas"]["Scheme_orthogonal"] | components["schemas"]["Scheme_identity"] | components["schemas"]["Scheme_dirac"] | components["schemas"]["Scheme_zero_matrix"] | components["schemas"]["Scheme_delta_orthogonal"] | components["schemas"]["Scheme_sparse"] | components["schemas"]["Scheme_lstm_forget_bias"] | components["schemas"]["Scheme_auto"] | components["schemas"]["Scheme_torch_default"] | components["schemas"]["Scheme_hf_default"] | components["schemas"]["Scheme_keras_default"] | components["schemas"]["Scheme_gpt2"] | components["schemas"]["Scheme_nanogpt"] | components["schemas"]["Scheme_megatron"] | components["schemas"]["Scheme_mup"] | components["schemas"]["Scheme_deepnorm"] | components["schemas"]["Scheme_fixup"] | components["schemas"]["Scheme_t_fixup"] | components["schemas"]["Scheme_skipinit"] | components["schemas"]["Scheme_zero"] | components["schemas"]["Scheme_timm_vit"];
         /** @description Default: the layer's index ("0", "1", ...). Tensors are named `{layer}.weight`, `{layer}.bias`, ... */
         LayerName: string;
         /**
@@ -1508,6 +1729,33 @@ export interface components {
             groups?: number | null;
         };
         /**
+         * zero_matrix
+         * @description ZerO's Algorithm 1 on one weight, deterministic (the seed changes nothing): the identity when out == in, the partial identity (the first out inputs) when out < in, the first out x in block of a 2^m Hadamard matrix times 2^(-(m-1)/2), m = ceil(log2 out), when out > in; on a convolution, that matrix at the kernel's centre ((k-1)//2) per group, zeros elsewhere. The `zero` recipe adds the residual rule
+         */
+        Scheme_zero_matrix: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "zero_matrix";
+        };
+        /**
+         * delta_orthogonal
+         * @description A convolution kernel that is an orthogonal matrix times gain at its spatial centre ((k-1)//2, JAX's) and zero elsewhere: dynamical isometry for very deep CNNs (needs in_channels <= out_channels, rank 3 to 5, groups 1; JAX's delta_orthogonal)
+         */
+        Scheme_delta_orthogonal: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "delta_orthogonal";
+            /**
+             * @description multiplier (JAX's scale), or a nonlinearity name
+             * @default 1
+             */
+            gain?: number | components["schemas"]["GainName"];
+        };
+        /**
          * sparse
          * @description N(0, std^2) with ceil(sparsity * rows) zeros in every column (2-D)
          */
@@ -1585,6 +1833,278 @@ export interface components {
              */
             name: "keras_default";
         };
+        /**
+         * gpt2
+         * @description GPT-2: every weight N(0, std^2) (std 0.02); the output projection of each residual branch (role attn_out, mlp_out, residual_out) N(0, (std / sqrt(2 n_layer))^2); biases 0; norms 1 and 0
+         */
+        Scheme_gpt2: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "gpt2";
+            /**
+             * @description std of every weight
+             * @default 0.02
+             */
+            std?: number;
+            /**
+             * @description blocks (default: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            n_layer?: number | null;
+        };
+        /**
+         * nanogpt
+         * @description nanoGPT (Karpathy's model.py): GPT-2's rule, every weight N(0, std^2) (std 0.02), each residual branch's output projection (c_proj; role attn_out, mlp_out) N(0, (std / sqrt(2 n_layer))^2), biases 0, norms 1 and 0; under rng torch drawn in nanoGPT's order (constructors, _init_weights over the modules, the tied lm_head, then the c_proj re-draw), bit for bit
+         */
+        Scheme_nanogpt: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "nanogpt";
+            /**
+             * @description std of every weight
+             * @default 0.02
+             */
+            std?: number;
+            /**
+             * @description blocks (default: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            n_layer?: number | null;
+            /**
+             * @description rng torch: lm_head (left out of the document) is tied to the layer with role embedding, as nanoGPT ties it: its nn.Linear is constructed and drawn after the last layer, and those draws are the embedding's values
+             * @default true
+             */
+            tie_embeddings?: boolean;
+        };
+        /**
+         * megatron
+         * @description Megatron-LM (megatron-core): every weight N(0, init_method_std^2) (init_method_normal, std 0.02); the output layers of the attention and MLP blocks (role attn_out, mlp_out, residual_out) N(0, (init_method_std / sqrt(2 num_layers))^2) (scaled_init_method_normal); biases 0; norms 1 and 0
+         */
+        Scheme_megatron: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "megatron";
+            /**
+             * @description std of init_method_normal, every weight
+             * @default 0.02
+             */
+            init_method_std?: number;
+            /**
+             * @description transformer layers (default: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            num_layers?: number | null;
+        };
+        /**
+         * mup
+         * @description muP (maximal update parametrization) from base shapes, as mup 1.0.0's set_base_shapes + mup.init: width_mult = width / base_width; matrix-like weights (both dimensions grow: hidden, attn_*, mlp_*) get the base scheme's std at the base shape x width_mult^(-1/2), vector-like ones (input, embeddings, readout) the base shape's std; the readout's 1/width_mult output multiplier is reported (forward pass); biases 0
+         */
+        Scheme_mup: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "mup";
+            /** @description the width the base shapes were set at (the base model's) */
+            base_width: number;
+            /**
+             * @description the model's width (default: the hf_config's hidden size)
+             * @default null
+             */
+            width?: number | null;
+            /**
+             * @description the base scheme, as mup.init applies it
+             * @default normal
+             * @enum {string}
+             */
+            init?: "normal" | "xavier_normal" | "xavier_uniform" | "kaiming_normal" | "kaiming_uniform";
+            /**
+             * @description init normal's std
+             * @default 0.02
+             */
+            std?: number;
+            /**
+             * @description the xavier inits' gain
+             * @default 1
+             */
+            gain?: number;
+            /**
+             * @description the kaiming inits' a
+             * @default 0
+             */
+            negative_slope?: number;
+            /**
+             * @description the kaiming inits' fan
+             * @default fan_in
+             * @enum {string}
+             */
+            mode?: "fan_in" | "fan_out";
+            /**
+             * @description MuReadout(readout_zero_init=True): the readout starts at 0
+             * @default false
+             */
+            readout_zero_init?: boolean;
+        };
+        /**
+         * deepnorm
+         * @description DeepNet: v, out, fc1, fc2 (roles attn_v, attn_out, mlp_in, mlp_out) xavier_normal with gain beta, q and k gain 1, embeddings N(0, 1/d); alpha (reported in each reason) up-weights the residual in the forward pass; encoder-only, decoder-only or encoder-decoder from the layer counts N and M
+         */
+        Scheme_deepnorm: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "deepnorm";
+            /**
+             * @description the model: encoder-only, decoder-only or both
+             * @default decoder
+             * @enum {string}
+             */
+            model?: "encoder" | "decoder" | "encoder_decoder";
+            /**
+             * @description the stack this layer is in (default: the model's own; an encoder_decoder needs it, per layer)
+             * @default null
+             * @enum {string|null}
+             */
+            part?: "encoder" | "decoder" | null;
+            /**
+             * @description N, encoder layers (default for an encoder: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            encoder_layers?: number | null;
+            /**
+             * @description M, decoder layers (default for a decoder: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            decoder_layers?: number | null;
+            /**
+             * @description paper: Xavier normal, beta as published; torchscale: torchscale 0.3.0's (PyTorch's default Linear init, biases scaled too, 1.15 for the paper's 0.87)
+             * @default paper
+             * @enum {string}
+             */
+            convention?: "paper" | "torchscale";
+        };
+        /**
+         * fixup
+         * @description Fixup: the last layer of each residual branch (attn_out, mlp_out, residual_out) and the readout at 0; the branch's other layers He x L^(-1/(2m-2)); other layers He; residual gains 1, biases 0
+         */
+        Scheme_fixup: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "fixup";
+            /**
+             * @description residual branches (default: the layers with a residual role)
+             * @default null
+             */
+            L?: number | null;
+            /**
+             * @description layers in each residual branch
+             * @default 2
+             */
+            m?: number;
+            /**
+             * @description He's fan (the authors' ResNet code: fan_out)
+             * @default fan_in
+             * @enum {string}
+             */
+            mode?: "fan_in" | "fan_out";
+        };
+        /**
+         * t_fixup
+         * @description T-Fixup: Xavier everywhere, embeddings N(0, 1/d); v, out and MLP weights (attn_v, attn_out, mlp_in, mlp_out) x 0.67 N^(-1/4) in the encoder, x (9M)^(-1/4) in the decoder; each stack's embeddings x (9 x its layers)^(-1/4); biases 0
+         */
+        Scheme_t_fixup: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "t_fixup";
+            /**
+             * @description the model: encoder-only, decoder-only or both
+             * @default encoder_decoder
+             * @enum {string}
+             */
+            model?: "encoder" | "decoder" | "encoder_decoder";
+            /**
+             * @description the stack this layer is in (default: the model's own; an encoder_decoder needs it, per layer)
+             * @default null
+             * @enum {string|null}
+             */
+            part?: "encoder" | "decoder" | null;
+            /**
+             * @description N, encoder layers (default for an encoder: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            encoder_layers?: number | null;
+            /**
+             * @description M, decoder layers (default for a decoder: the hf_config's, else the number of attn_out layers)
+             * @default null
+             */
+            decoder_layers?: number | null;
+            /**
+             * @description paper: Algorithm 2; authors: their fairseq code (q and k at Xavier gain 1/sqrt(2), an untied output projection N(0, 1/d))
+             * @default paper
+             * @enum {string}
+             */
+            convention?: "paper" | "authors";
+        };
+        /**
+         * skipinit
+         * @description SkipInit: the scalar gain at the end of each residual branch (role residual_gain) at 0, every other weight by the base scheme (he_normal), biases 0
+         */
+        Scheme_skipinit: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "skipinit";
+            /**
+             * @description the scheme of every other weight
+             * @default he_normal
+             * @enum {string}
+             */
+            base?: "he_normal" | "he_uniform" | "xavier_normal" | "xavier_uniform" | "lecun_normal" | "orthogonal";
+        };
+        /**
+         * zero
+         * @description ZerO: every weight by Algorithm 1 (identity if out == in, partial identity if out < in, 2^(-(m-1)/2) times a Hadamard block if out > in, m = ceil(log2 out); convolutions at the kernel's centre); the last layer of each residual branch (role attn_out, mlp_out, residual_out) 0; biases 0; norms 1 and 0. Deterministic: the seed changes nothing
+         */
+        Scheme_zero: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "zero";
+        };
+        /**
+         * timm_vit
+         * @description timm's ViT (init_weights_vit_timm): every Linear weight trunc_normal_(std 0.02) with timm's absolute bounds [-2, 2]; pos_embed (role position_embedding) the same; cls/register tokens (role cls_token) N(0, 1e-6^2); the patch embedding's Conv (any conv) left as PyTorch constructs it, U[+-1/sqrt(fan_in)] for weight and bias; Linear biases 0; norms 1 and 0
+         */
+        Scheme_timm_vit: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "timm_vit";
+            /**
+             * @description std of the Linear weights and of pos_embed (cut at timm's absolute [-2, 2])
+             * @default 0.02
+             */
+            std?: number;
+            /**
+             * @description std of the class and register tokens
+             * @default 0.000001
+             */
+            token_std?: number;
+        };
         /** @enum {string} */
         ActivationName: "linear" | "relu" | "leaky_relu" | "elu" | "gelu" | "silu" | "tanh" | "sigmoid" | "selu" | "softmax";
         /**
@@ -1618,7 +2138,7 @@ export interface components {
             name: components["schemas"]["SchemeName"];
             aliases: components["schemas"]["SchemeName"][];
             /** @enum {string} */
-            family: "variance_scaling" | "constant" | "random" | "structured" | "policy";
+            family: "variance_scaling" | "constant" | "random" | "structured" | "policy" | "recipe";
             summary: string;
             /** @description Plain text */
             formula: string;
@@ -1719,7 +2239,7 @@ export interface components {
                 reason: string;
             };
             /** @enum {string} */
-            distribution: "uniform" | "normal" | "truncated_normal" | "constant" | "orthogonal" | "identity" | "dirac" | "sparse" | "lstm_forget_bias";
+            distribution: "uniform" | "normal" | "truncated_normal" | "constant" | "orthogonal" | "identity" | "dirac" | "zero_matrix" | "delta_orthogonal" | "sparse" | "lstm_forget_bias";
             parameters: {
                 [key: string]: number;
             };
@@ -1743,6 +2263,13 @@ export interface components {
              * @example torch.nn.init.kaiming_normal_(w, a=0.0, mode='fan_in', nonlinearity='leaky_relu')
              */
             torch_call?: string;
+            /** @description /v1/calibrate only: `factor`, `iterations` and `converged` for a calibrated weight, `bias_shifted` for a shifted bias. */
+            calibration?: {
+                factor?: number;
+                iterations?: number;
+                converged?: boolean;
+                bias_shifted?: boolean;
+            };
             /** @description rng torch only: whether the values are bit-identical to PyTorch's (AVX2 kernels). In /v1/plan the guarantee; with values, what the replay measured. False only for orthogonal (float32 vs float64 QR), within 8 * max(rows, cols) * 2^-24 * gain. */
             exact?: boolean;
         };
@@ -1779,14 +2306,58 @@ export interface components {
         WeightsDocument: components["schemas"]["Report"] & {
             tensors?: components["schemas"]["TensorWithValues"][];
         };
+        CalibrationLayer: {
+            name: string;
+            index: number;
+            /** @description The product of the rescalings of the layer's weights. */
+            factor: number;
+            /** @description Rescalings (0: the starting std was already within the tolerance). */
+            iterations: number;
+            /** @description |std - 1| <= tolerance. */
+            converged: boolean;
+            /** @description The std of the layer's outputs with its starting weights (its bias shifted, with bias_first), the layers before it calibrated. */
+            std_before: number;
+            /** @description The std of its outputs after calibration (Bessel-corrected, over every element). */
+            std: number;
+            /** @description std squared. */
+            variance: number;
+            /** @description The mean of its outputs after calibration. */
+            mean: number;
+            bias_shifted: boolean;
+        };
+        /** @description What the calibration did (the top of the report of `/v1/calibrate`). */
+        CalibrationSummary: {
+            /** @constant */
+            method: "lsuv";
+            /** @description The calibration's version (part of the ETag). */
+            version: number;
+            /** @description The normalized `calibration` (the probe seed resolved). */
+            settings: {
+                tolerance: number;
+                max_iterations: number;
+                batch: number;
+                probe_seed: number;
+                bias_first: boolean;
+                spatial_size?: number | number[];
+            };
+            statistic: string;
+            /** @description Every layer converged. */
+            converged: boolean;
+            layers: components["schemas"]["CalibrationLayer"][];
+        };
+        /** @description The weights document of the calibrated weights, with the summary; each calibrated tensor's theory (that of its starting scheme) adds `calibration`. */
+        CalibratedWeightsDocument: components["schemas"]["WeightsDocument"] & {
+            calibration: components["schemas"]["CalibrationSummary"];
+        };
         /**
          * @description symmetric: a layer's units are identical (zeros or a constant); saturated: more than 25% of a
          *     tanh/sigmoid layer's outputs sit on the flat ends; vanishing / exploding: the signal (unit std over
-         *     the batch / the input's) or the gradient (norm / the last layer's) leaves [1/10, 10] somewhere;
-         *     healthy otherwise. The most severe wins, in that order.
+         *     the batch / the input's) or the gradient (norm / the last layer's) leaves [1/10, 10] somewhere
+         *     outside a residual branch; growing: a residual network's stream ends more than `stream_growth` (2)
+         *     times the input's RMS; healthy otherwise. The most severe wins, in that order.
          * @enum {string}
          */
-        Verdict: "healthy" | "vanishing" | "exploding" | "saturated" | "symmetric";
+        Verdict: "healthy" | "vanishing" | "exploding" | "saturated" | "symmetric" | "growing";
         /** @description Counts in fixed-width bins between `edges` (one more edge than counts). */
         Histogram: {
             edges: number[];
@@ -1809,9 +2380,9 @@ export interface components {
             /** @description Position in architecture.layers */
             index: number;
             /** @enum {string} */
-            type: "dense" | "conv1d" | "conv2d";
+            type: "dense" | "conv1d" | "conv2d" | "layernorm";
             activation_function: components["schemas"]["Activation"];
-            /** @description Per example: (units,) or (channels, *spatial) */
+            /** @description Per example (per token for a sequence): (units,) or (channels, *spatial); an attn_qkv layer: its fused q, k, v (3 x the attention width) */
             output_shape: number[];
             /** @description Output features */
             units: number;
@@ -1866,6 +2437,29 @@ export interface components {
             explanation: string;
             warnings: components["schemas"]["DiagnoseWarning"][];
             layers: components["schemas"]["DiagnoseLayer"][];
+            /** @description Only when the request has `residual`; one entry per branch, in order. */
+            stream?: components["schemas"]["DiagnoseStream"][];
+        };
+        /** @description The residual stream right after a branch's output is added to it. */
+        DiagnoseStream: {
+            /** @description Position in `residual` */
+            branch: number;
+            first_layer: string;
+            last_layer: string;
+            /**
+             * @description pre: the branch starts with a layernorm; post: a layernorm follows it
+             * @enum {string}
+             */
+            norm: "pre" | "post" | "none";
+            /** @description Root mean square of the stream over the batch (every token and feature) */
+            rms: components["schemas"]["NullableNumber"];
+            variance: components["schemas"]["NullableNumber"];
+            /** @description rms / the probe input's rms */
+            ratio: components["schemas"]["NullableNumber"];
+            /** @description Root mean square over the batch of the gradient w.r.t. the stream here */
+            gradient_rms: components["schemas"]["NullableNumber"];
+            /** @description gradient_rms / the output's */
+            gradient_ratio: components["schemas"]["NullableNumber"];
         };
         DiagnoseResponse: {
             seed: number;
@@ -2306,6 +2900,21 @@ export interface components {
          * @example "9ae4f54b04b5d5fb92ae86ec611054d6e4f52a077a5ac959618a7ec36f180141-diagnose"
          */
         ETagDiagnose: string;
+        /**
+         * @description Strong ETag of calibrated weights: `"<fingerprint>-calibrate-<format>"` (with the `.minimal` suffix of `/v1/weights`), the sha256 of the normalized request, the calibration settings, the engine and numpy versions, the calibration's version and the server's BLAS/LAPACK identity (as for `/v1/weights`' LAPACK tensors: the factors come out of float64 matrix products, whose last bits can depend on the BLAS kernel).
+         * @example "a717df26b1432cc183444bb847ec9332aadf5c17a002d0696d1e49e262e84ae6-calibrate-json"
+         */
+        ETagCalibrate: string;
+        /**
+         * @description Each layer's weight factor (the product of its rescalings), in layer order, comma-separated, as Python's shortest round-trip repr of the float64; the summary has the rest. For any format (a `.npy` cannot carry it inside).
+         * @example 1.4408354721139711,1.5579912371626583
+         */
+        XWeightinitCalibrationFactors: string;
+        /**
+         * @description Each layer's number of rescalings, in layer order, comma-separated.
+         * @example 1,1
+         */
+        XWeightinitCalibrationIterations: string;
         /** @description Scripts, styles, images and requests from this origin only (no inline script, no eval): `default-src 'self'; script-src 'self'; ...`. */
         ExplorerCSP: string;
         /** @description Strong ETag of the body, for revalidation with If-None-Match. */
@@ -2868,10 +3477,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description A request id to echo in the response and the access log. Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers.
-                 * @example 4f1c2b9e-trace-17
-                 */
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
                 "X-Request-ID"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -2980,6 +3586,90 @@ export interface operations {
         };
     };
     diagnosePreflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Preflight"];
+        };
+    };
+    calibrate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag from an earlier response (or `*`, or a comma-separated list), for example `"deefdc925ed9a47d3ad0a65ef5dccf6e81731e85700196197ea9bc172ac65f46-npz"`; when it matches, the answer is 304 with no body, before anything is generated. At most 2048 characters (a longer one is a 400 naming the header). */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+                /** @description A request id to echo in the response and the access log, for example `4f1c2b9e-trace-17` (without one, the service makes a fresh id). Any value is accepted: one of up to 128 of `A-Za-z0-9._:+=/-`, starting with a letter or digit, is echoed; anything else (empty, too long, spaces, control or non-ASCII characters) is replaced by a fresh id, so a client cannot inject text into the log or the response headers. */
+                "X-Request-ID"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CalibrateRequest"];
+            };
+        };
+        responses: {
+            /** @description The calibrated weights, with `Content-Length` always, `Repr-Digest` as for `/v1/weights`, and the per-layer factors and rescalings in headers. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETagCalibrate"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    "Content-Length": components["headers"]["ContentLength"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    "Repr-Digest": components["headers"]["ReprDigest"];
+                    Vary: components["headers"]["VaryAccept"];
+                    "X-Weightinit-Calibration-Factors": components["headers"]["XWeightinitCalibrationFactors"];
+                    "X-Weightinit-Calibration-Iterations": components["headers"]["XWeightinitCalibrationIterations"];
+                    "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
+                    "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
+                    "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                    "X-Request-ID": components["headers"]["XRequestId"];
+                    "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibratedWeightsDocument"];
+                    "application/x-npy": string;
+                    "application/zip": string;
+                    "application/vnd.safetensors": string;
+                    "application/octet-stream": string;
+                    "application/x-tar": string;
+                };
+            };
+            /** @description Not modified (If-None-Match matched this request's ETag); decided before anything is drawn; no body. */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETagCalibrate"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
+                    "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
+                    "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
+                    "X-Request-ID": components["headers"]["XRequestId"];
+                    "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
+                    "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
+                    Vary: components["headers"]["VaryOrigin"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MalformedJson"];
+            406: components["responses"]["NotAcceptable"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidDocument"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    calibratePreflight: {
         parameters: {
             query?: never;
             header?: never;

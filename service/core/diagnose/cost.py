@@ -11,12 +11,15 @@ from .request import Probe
 
 #: Temporaries of one layer step (in units of the widest layer's batch activations) the cost counts.
 WORK_ARRAYS = 24
+#: Score-sized temporaries (batch x heads x tokens^2) of one attention step the cost counts.
+ATTENTION_WORK = 6
 
 
 def estimate_cost(p: Probe) -> dict:
     """What running a diagnose document costs, from the document alone (nothing is drawn).
 
-    ``multiply_adds``: forward + backward (about 3x forward) for every scheme; ``weight_elements``:
+    ``multiply_adds``: forward + backward (about 3x forward) for every scheme, an attention's scores and
+    weighted sums (tokens^2 x width per example) included; ``weight_elements``:
     values drawn; ``peak_bytes``: an upper estimate of the memory held at once (schemes run one
     after another: activations and pre-activations of every layer for the batch, the gradients
     in flight, the weights in float64 and storage dtype, the conv im2col chunks)."""
@@ -39,12 +42,19 @@ def estimate_cost(p: Probe) -> dict:
     if conv:  # im2col of a chunk, its gradient and the matmul's output
         per = max(8 * math.prod(st.in_shape) * math.prod(st.kernel) for st in conv)
         cols = 3 * min(CONV_CHUNK_BYTES * 2, B * per)
-    total = acts + work + wbytes + cols
-    # drawing the whole-matrix weights is work too (a 2048 x 2048 orthogonal is a QR of 2.3e10 flops, more
-    # than the forward and backward passes of a small batch): counted as multiply-adds, two flops each
-    qr = sum(w.flops for _, w in drawn if w is not None) // 2
-    return {"schemes": n, "batch": B, "layers": len(p.stages), "multiply_adds": n * 3 * B * fwd + qr,
+    # attention: the weights P (batch x heads x tokens^2) of every attention kept for backward, and one
+    # attention's scores, gradients and temporaries in flight
+    scores = [8 * B * st.heads * st.tokens * st.tokens for st in p.stages if st.heads]
+    attn = sum(scores) + ATTENTION_WORK * max(scores, default=0)
+    total = acts + work + wbytes + cols + attn
+    return {"schemes": n, "batch": B, "layers": len(p.stages), "multiply_adds": n * 3 * B * fwd + drawing_work(p),
             "weight_elements": n * weights, "peak_bytes": total}
+
+
+def drawing_work(p: Probe) -> int:
+    """Drawing the whole-matrix weights is work too (a 2048 x 2048 orthogonal is a QR of 2.3e10 flops, more
+    than the forward and backward passes of a small batch): counted as multiply-adds, two flops each."""
+    return sum(w.flops for plan in p.plans for t in plan.tensors if (w := t.matrix_work()) is not None) // 2
 
 
 #: limits key -> (cost key, field the error names, what it counts); the 413 names ``diagnose_<key>``.
@@ -55,17 +65,18 @@ LIMITS = {
 }
 
 
-def check_limits(cost: dict, limits: dict | None) -> None:
+def check_limits(cost: dict, limits: dict | None, table: dict = LIMITS) -> None:
     """SpecError (with ``limit``: HTTP 413) when the cost exceeds a configured limit.
 
     ``limits`` keys: ``max_batch``, ``max_cost`` (multiply-adds), ``max_bytes`` (absent or None:
-    unlimited). The error's ``limit`` is ``diagnose_<key>``, the service's configuration field."""
+    unlimited). The error's ``limit`` is ``diagnose_<key>``, the service's configuration field.
+    ``table``: what each key bounds, in a caller's words (calibration's are ``core.calibrate.LIMITS``)."""
     if not limits:
         return
     unknown = set(limits) - set(LIMITS)
     if unknown:
         raise ValueError(f"unknown diagnose limits: {', '.join(sorted(unknown))}")
-    for key, (what, field, words) in LIMITS.items():
+    for key, (what, field, words) in table.items():
         allowed = limits.get(key)
         if allowed is not None and cost[what] > allowed:
             raise SpecError(field, f"the request needs {cost[what]:,} {words}; at most diagnose_{key} = {allowed:,} "

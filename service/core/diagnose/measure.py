@@ -94,10 +94,11 @@ def tensor_report(t: TensorPlan, values: np.ndarray) -> dict:
 
 
 def layer_params(plan: Plan, st: Stage):
-    """(weight TensorPlan, float64 weight in PyTorch's view, bias TensorPlan or None, bias or None)."""
+    """(weight TensorPlan, float64 weight in PyTorch's view, bias TensorPlan or None, bias or None); a
+    layernorm's scale and shift are its weight and bias."""
     ts = [t for t in plan.tensors if t.spec.layer_index == st.index]
-    wt = next(t for t in ts if t.spec.role == "weight")
-    bt = next((t for t in ts if t.spec.role == "bias"), None)
+    wt = next(t for t in ts if t.spec.role in ("weight", "norm_weight"))
+    bt = next((t for t in ts if t.spec.role in ("bias", "norm_bias")), None)
 
     def values(t):
         v = as_float(t.generate(), t.dtype).astype(np.float64)

@@ -4,6 +4,14 @@ Convolutions are PyTorch's ``padding="same"``, stride 1, dilation 1, any groups 
 the extra zero goes on the right), computed by im2col per batch chunk; a conv followed by a dense
 layer is flattened channels first (``nn.Flatten``). Activations and their derivatives are those of
 ``core.activations``' registry (the derivative of relu at 0 is 0, as in PyTorch).
+
+Transformer blocks: a probe example is a sequence of ``tokens`` vectors; dense and layernorm layers
+act on each token (the network's rows are the batch's tokens), and a dense layer with role
+``attn_qkv`` projects to fused q, k, v (GPT-2's ``c_attn``: [q | k | v], heads within each) that
+multi-head scaled dot-product self-attention (all tokens, no mask, as ``nn.MultiheadAttention``
+without ``attn_mask``) turns into the next layer's input. LayerNorm is PyTorch's (eps 1e-5, biased
+variance). A residual branch keeps the stream at its first layer's input and adds it to its last
+layer's output: pre-LN when the branch starts with a layernorm, post-LN when a layernorm follows it.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ import numpy as np
 
 from ..activations import Activation
 from ..errors import SpecError
+
+#: PyTorch's LayerNorm eps.
+LAYERNORM_EPS = 1e-5
 
 #: Conv im2col buffers are built per batch chunk of at most this many bytes.
 CONV_CHUNK_BYTES = 16 << 20
@@ -37,6 +48,11 @@ class Stage:
     kernel: tuple = ()
     groups: int = 1
     flatten: bool = False    # the previous conv's output is flattened into this dense layer
+    role: str | None = None  # the layer's role in its model (core.roles)
+    tokens: int = 1          # vectors per example (a sequence): dense and layernorm layers act on each
+    heads: int = 0           # > 0: out_shape is fused q, k, v; self-attention with this many heads follows
+    branch_start: bool = False  # the first layer of a residual branch: its input is the stream, kept
+    branch_end: bool = False    # the last layer of a residual branch: the kept stream is added to its output
 
     @property
     def units(self) -> int:
@@ -48,18 +64,35 @@ class Stage:
 
     @property
     def out_size(self) -> int:
-        return math.prod(self.out_shape)
+        """Values of the layer's output per example (every token)."""
+        return math.prod(self.out_shape) * self.tokens
+
+    @property
+    def next_shape(self) -> tuple:
+        """What the next layer receives per token: the attention's output (E = units / 3) after a fused
+        q, k, v projection, else the layer's output."""
+        return (self.units // 3,) if self.heads else self.out_shape
 
     @property
     def weight_shape(self) -> tuple:
         if self.type == "dense":
             return (self.out_shape[0], self.in_shape[0])
+        if self.type == "layernorm":
+            return self.out_shape
         return (self.out_shape[0], self.in_shape[0] // self.groups, *self.kernel)
 
     @property
+    def attention_macs(self) -> int:
+        """Multiply-adds of the self-attention per example: scores q k^T and their weighted sum of v,
+        tokens^2 x E each."""
+        return 2 * self.tokens * self.tokens * self.next_shape[0] if self.heads else 0
+
+    @property
     def macs(self) -> int:
-        """Multiply-adds of the forward pass, per example."""
-        return self.out_size * math.prod(self.weight_shape[1:])
+        """Multiply-adds of the forward pass, per example (every token; a layernorm counts ~8 per value)."""
+        if self.type == "layernorm":
+            return 8 * self.out_size
+        return self.out_size * math.prod(self.weight_shape[1:]) + self.attention_macs
 
 
 def _same_pads(k: int) -> tuple[int, int]:
@@ -199,6 +232,48 @@ def activation_backward(act: Activation, z: np.ndarray, a: np.ndarray, g: np.nda
     raise SpecError("activation", f"cannot run activation {name!r}")  # pragma: no cover
 
 
+def layernorm_forward(x: np.ndarray):
+    """(x - mean) / sqrt(var + eps) over the last axis: (normalized, 1 / sqrt(var + eps))."""
+    mu = x.mean(axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True) + LAYERNORM_EPS)
+    return (x - mu) * rstd, rstd
+
+
+def layernorm_backward(xhat: np.ndarray, rstd: np.ndarray, dxhat: np.ndarray) -> np.ndarray:
+    """dl/dx from dl/d(normalized x)."""
+    return rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+
+
+def _heads_view(z: np.ndarray, tokens: int, heads: int):
+    """(B*T, 3E) fused [q | k | v] -> q, k, v of shape (B, H, T, E/H)."""
+    n, e3 = z.shape
+    qkv = z.reshape(n // tokens, tokens, 3, heads, e3 // (3 * heads))
+    return (qkv[:, :, j].transpose(0, 2, 1, 3) for j in range(3))
+
+
+def attention_forward(z: np.ndarray, tokens: int, heads: int):
+    """softmax(q k^T / sqrt(d)) v per head, heads concatenated: ((B*T, E), the attention weights P)."""
+    q, k, v = _heads_view(z, tokens, heads)
+    s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(q.shape[-1])
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    o = p @ v                                                      # (B, H, T, d)
+    return o.transpose(0, 2, 1, 3).reshape(len(z), -1), p
+
+
+def attention_backward(z: np.ndarray, p: np.ndarray, g: np.ndarray, tokens: int, heads: int) -> np.ndarray:
+    """dl/dz (fused q, k, v) from dl/d(attention output) = g."""
+    q, k, v = _heads_view(z, tokens, heads)
+    b, h, t, d = q.shape
+    go = g.reshape(b, t, h, d).transpose(0, 2, 1, 3)
+    dv = p.transpose(0, 1, 3, 2) @ go
+    dp = go @ v.transpose(0, 1, 3, 2)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / math.sqrt(d)
+    dq, dk = ds @ k, ds.transpose(0, 1, 3, 2) @ q
+    dz = np.stack([dq, dk, dv], axis=2)                            # (B, H, 3, T, d)
+    return dz.transpose(0, 3, 2, 1, 4).reshape(z.shape)
+
+
 class Network:
     """Stages with their float64 weights (PyTorch view) and biases; forward and backward."""
 
@@ -209,46 +284,80 @@ class Network:
         self.inputs: list = []
         self.z: list = []
         self.a: list = []
+        #: What each stage passes on: its activation, plus the kept stream at a branch's end.
+        self.outputs: list = []
+        #: Per stage: the attention weights (attention) or (normalized input, 1/std) (layernorm).
+        self.saved: list = []
 
     def layer_forward(self, i: int, x: np.ndarray) -> np.ndarray:
+        """The layer's pre-activation z for input x."""
+        return self.layer_forward_saved(i, x)[0]
+
+    def layer_forward_saved(self, i: int, x: np.ndarray):
+        """(z, what backward needs besides the input: a layernorm's normalized input and 1/std)."""
         st, w, b = self.stages[i], self.weights[i], self.biases[i]
+        if st.type == "layernorm":
+            xhat, rstd = layernorm_forward(x)
+            z = xhat * w
+            if b is not None:
+                z += b
+            return z, (xhat, rstd)
         if st.type == "dense":
             z = x.reshape(len(x), -1) @ w.T
             if b is not None:
                 z += b
-            return z
-        return conv_forward(x, w, b, st.groups)
+            return z, None
+        return conv_forward(x, w, b, st.groups), None
 
     def forward(self, x: np.ndarray, *, stop_at_overflow: bool = True):
         """Run every stage; yields (index, input, z, a) as it goes and keeps them for backward."""
-        self.inputs, self.z, self.a = [], [], []
+        self.inputs, self.z, self.a, self.outputs, self.saved = [], [], [], [], []
+        stream = None
         for i, st in enumerate(self.stages):
             if st.flatten:
                 x = x.reshape(len(x), -1)
-            z = self.layer_forward(i, x)
+            if st.branch_start:
+                stream = x
+            z, saved = self.layer_forward_saved(i, x)
             a = activate(st.activation, z)
+            if st.heads:
+                a, saved = attention_forward(a, st.tokens, st.heads)
+            out = stream + a if st.branch_end else a
             self.inputs.append(x)
             self.z.append(z)
             self.a.append(a)
+            self.outputs.append(out)
+            self.saved.append(saved)
             yield i, x, z, a
-            if stop_at_overflow and not (np.isfinite(z).all() and np.isfinite(a).all()):
+            if stop_at_overflow and not (np.isfinite(z).all() and np.isfinite(out).all()):
                 return
-            x = a
+            x = out
 
     def run_forward(self, x: np.ndarray) -> np.ndarray:
         for _ in self.forward(x, stop_at_overflow=False):
             pass
-        return self.a[-1]
+        return self.outputs[-1]
 
     def backward(self, g: np.ndarray):
         """From dl/d(output) = g per example, yield (index, dl/da, dl/dz, dW, db) from the last
         layer to the first (dW, db: gradients of the batch mean), then (-1, dl/dx, None, None, None)."""
         B = len(g)
+        skip = None
         for i in range(len(self.stages) - 1, -1, -1):
             st = self.stages[i]
-            delta = activation_backward(st.activation, self.z[i], self.a[i], g)
+            if st.branch_end:
+                skip = g  # the stream's own path past the branch
             x, w = self.inputs[i], self.weights[i]
-            if st.type == "dense":
+            if st.heads:  # the attention follows the (linear) projection: a = attention(z)
+                delta = attention_backward(self.z[i], self.saved[i], g, st.tokens, st.heads)
+            else:
+                delta = activation_backward(st.activation, self.z[i], self.a[i], g)
+            if st.type == "layernorm":
+                xhat, rstd = self.saved[i]
+                dW = (delta * xhat).sum(axis=0) / B
+                db = delta.sum(axis=0) / B
+                dx = layernorm_backward(xhat, rstd, delta * w)
+            elif st.type == "dense":
                 dW = delta.T @ x / B
                 db = delta.sum(axis=0) / B
                 dx = delta @ w
@@ -259,5 +368,7 @@ class Network:
             yield i, g, delta, dW, (db if self.biases[i] is not None else None)
             if st.flatten:
                 dx = dx.reshape(B, *self.stages[i - 1].out_shape)
+            if st.branch_start:
+                dx = dx + skip
             g = dx
         yield -1, g, None, None, None

@@ -61,7 +61,7 @@ def _run_scheme_inner(probe: Probe, plan: Plan, spec: dict, x: np.ndarray, g_out
     for i, _, z, a in net.forward(x):
         lay, act = layers[i], stages[i].activation
         lay["ran"] = True
-        finite = bool(np.isfinite(z).all() and np.isfinite(a).all())
+        finite = bool(np.isfinite(z).all() and np.isfinite(a).all() and np.isfinite(net.outputs[i]).all())
         lay["overflow"] = not finite
         lay["pre_activation"] = {**moments(z), "unit_std": as_number(unit_std(z)) if finite else None}
         lay["activation"] = {**moments(a), "histogram": histogram(a, *activation_range(act, a)) if finite else None}
@@ -70,9 +70,11 @@ def _run_scheme_inner(probe: Probe, plan: Plan, spec: dict, x: np.ndarray, g_out
         lay["symmetric"] = finite and symmetric(z)
         lay["forward_ratio"] = as_number(unit_std(z) / ref_unit) if finite else None
         complete = finite
+    grad = {}  # stage index (-1: the input) -> RMS over the batch of dl/d(what it passes on), per example
     if complete:
         ref_delta = None
         for i, da, delta, dW, db in net.backward(g_out):
+            grad[i] = float(np.sqrt(np.sum(da * da) / len(da)))
             if i < 0:
                 break
             lay = layers[i]
@@ -85,19 +87,51 @@ def _run_scheme_inner(probe: Probe, plan: Plan, spec: dict, x: np.ndarray, g_out
             lay["bias_gradient_norm"] = as_number(np.linalg.norm(db)) if db is not None else None
             # No gradient at all at the last layer means no weight below it can learn either.
             lay["backward_ratio"] = as_number(norm / ref_delta) if ref_delta > 0 else 0.0
-    for lay in layers:
-        lay["problems"] = problems(lay)
+    inside = verdict.branch_layers(stages)
+    for st, lay in zip(stages, layers):
+        lay["problems"] = problems(lay, inside.get(st.index))
     weight_tensors = [p[0] for p in params]
-    outcome, first_bad, why = verdict.verdict(stages, layers, weight_tensors)
-    return {"scheme": spec, "verdict": outcome, "first_bad_layer": first_bad, "explanation": why,
-            "warnings": warnings(stages, layers, weight_tensors, [p[2] for p in params]),
-            "layers": layers}
+    stream = _stream(probe, net, grad, x) if probe.residual else None
+    outcome, first_bad, why = verdict.verdict(stages, layers, weight_tensors, stream)
+    out = {"scheme": spec, "verdict": outcome, "first_bad_layer": first_bad, "explanation": why,
+           "warnings": warnings(stages, layers, weight_tensors, [p[2] for p in params]),
+           "layers": layers}
+    if stream is not None:
+        out["stream"] = stream
+    return out
+
+
+def _stream(probe: Probe, net: Network, grad: dict, x: np.ndarray) -> list:
+    """The residual stream after each branch: its RMS and variance over the batch (every token and feature),
+    their ratio to the probe input's, and the RMS of the gradient reaching it, as a ratio to the output's."""
+    ref = float(np.sqrt(np.mean(x * x)))
+    g_ref = grad.get(len(probe.stages) - 1)
+    out, st = [], probe.stages
+    for k, (first, last) in enumerate(probe.residual):
+        s = net.outputs[last] if last < len(net.outputs) else None  # None: the forward pass stopped before it
+        rms = float(np.sqrt(np.mean(s * s))) if s is not None else None
+        norm = "pre" if st[first].type == "layernorm" else \
+            "post" if last + 1 < len(st) and st[last + 1].type == "layernorm" else "none"
+        g = grad.get(last)
+        out.append({
+            "branch": k, "first_layer": st[first].name, "last_layer": st[last].name, "norm": norm,
+            "rms": as_number(rms) if rms is not None else None,
+            "variance": as_number(np.var(s)) if s is not None else None,
+            "ratio": as_number(rms / ref) if rms is not None else None,
+            "gradient_rms": as_number(g) if g is not None else None,
+            "gradient_ratio": as_number(g / g_ref) if g is not None and g_ref else None,
+        })
+    return out
 
 
 def run(probe: Probe, cost: dict | None = None) -> dict:
     """Run a validated request (limits already checked): the response document."""
-    out_shape = probe.stages[-1].out_shape
+    out_shape = probe.stages[-1].next_shape
+    if probe.tokens is not None:
+        out_shape = (probe.tokens, *out_shape)
     x, g_out = probe_streams(probe.seed, probe.batch, probe.input_shape, out_shape)
+    if probe.tokens is not None:  # every token is a row of the network's batch
+        x, g_out = x.reshape(-1, x.shape[-1]), g_out.reshape(-1, g_out.shape[-1])
     results = [_run_scheme(probe, plan, spec, x, g_out) for plan, spec in zip(probe.plans, probe.schemes)]
     return {
         "seed": probe.seed,
@@ -109,7 +143,7 @@ def run(probe: Probe, cost: dict | None = None) -> dict:
         "engine": engine_info(),
         "request": probe.request(),
         "cost": cost if cost is not None else estimate_cost(probe),
-        "thresholds": dict(THRESHOLDS),
+        "thresholds": {**THRESHOLDS, **({"stream_growth": verdict.STREAM_GROWTH} if probe.residual else {})},
         "results": results,
     }
 

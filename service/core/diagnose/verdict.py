@@ -2,7 +2,9 @@
 
 Each layer gets ``problems`` (symmetric, saturated, vanishing, exploding); the scheme's verdict is
 the most severe one found in any layer, with the first layer that shows it and the rule of thumb
-that would fix it.
+that would fix it. A residual network is judged by its stream too: the layers inside its branches may
+start small (that is what GPT-2, Fixup and SkipInit do), but a stream whose RMS grows with depth is
+``growing``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from .. import policies
 from ..activations import Activation
 from ..distributions import Constant
 
-VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "symmetric")
+VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "symmetric", "growing")
 BAND = 10.0
 SATURATION_LIMIT = 0.25
 DEAD_WARN = 0.5
 SATURATION_WARN = 0.15
+#: A residual stream whose RMS after the last branch is more than this many times the input's is growing:
+#: the branches have added at least 3x the input's variance, and each later block moves the stream by an
+#: ever smaller fraction of its size (docs/diagnose.md).
+STREAM_GROWTH = 2.0
 
 
 def _rule(act: Activation) -> str:
@@ -42,8 +48,9 @@ def _times(r: float) -> str:
     return f"{x:.3g}" if x < 1e4 else f"{x:.1e}"
 
 
-def verdict(stages, layers: list, weight_tensors: list):
-    """(verdict, first_bad_layer, explanation) from the per-layer problems."""
+def verdict(stages, layers: list, weight_tensors: list, stream: list | None = None):
+    """(verdict, first_bad_layer, explanation) from the per-layer problems, and for a residual network the
+    stream after each branch (``_stream_verdict``)."""
     def first(problem):
         return next((i for i, lay in enumerate(layers) if problem in lay["problems"]), None)
 
@@ -77,8 +84,11 @@ def verdict(stages, layers: list, weight_tensors: list):
                f"learning stalls (use {_rule(stages[i].activation)}).")
         return "saturated", lay["name"], why
 
-    def extreme(key, pick):
-        vals = [(lay[key], lay["name"]) for lay in layers if lay[key] is not None]
+    inside = branch_layers(stages)
+
+    def extreme(key, pick):  # a branch's inside may be small (its stream is judged), never large
+        vals = [(lay[key], lay["name"]) for lay, st in zip(layers, stages)
+                if lay[key] is not None and (pick is max or st.index not in inside)]
         return pick(vals, key=lambda v: v[0]) if vals else (1.0, None)
 
     (fmin, fmin_at), (fmax, fmax_at) = extreme("forward_ratio", min), extreme("forward_ratio", max)
@@ -123,10 +133,33 @@ def verdict(stages, layers: list, weight_tensors: list):
         else:
             why = f"Exploding: {what}, so training steps blow up (use {fix})."
         return "exploding", layers[ie]["name"], why
+    if stream:
+        return _stream_verdict(stream)
     n = len(layers)
     why = (f"Activations and gradients keep their scale through all {n} layer{'s' if n > 1 else ''} (signal "
            f"{fmin:.2g}x to {fmax:.2g}x the input's, gradients {bmin:.2g}x to {bmax:.2g}x the last layer's), so every "
            f"layer can learn; {policies.rule_of_thumb(hidden)[1]} is the rule of thumb for {_for(act)}.")
+    return "healthy", None, why
+
+
+def _stream_verdict(stream: list):
+    """growing or healthy, from the residual stream after each branch (``run._stream``)."""
+    n = len(stream)
+    ratios = [b["ratio"] if b["ratio"] is not None else math.inf for b in stream]  # None: beyond float64
+    grad = stream[0]["gradient_ratio"]
+    back = f"; the gradient reaching the first branch is {grad:.2g}x the output's" if grad is not None else ""
+    marks = sorted({max(0, n * q // 4 - 1) for q in (1, 2, 3, 4)})
+    path = ", ".join(f"{ratios[k]:.3g}x after branch {k + 1}" for k in marks) + f" of {n}"
+    if ratios[-1] > STREAM_GROWTH:
+        at = next(b for b in stream if b["ratio"] > STREAM_GROWTH)
+        why = (f"The residual stream grows with depth: its RMS, 1x at the input, is {path}. Each branch adds "
+               f"the variance of its output to the stream and nothing scales the sum back, so every later block moves "
+               f"the stream by a smaller fraction of its size and contributes less{back} (scale each branch's output "
+               f"projection down with depth: gpt2's std / sqrt(2 n_layer), DeepNorm's beta, or Fixup's zero start).")
+        return "growing", at["last_layer"], why
+    why = (f"The residual stream keeps its scale through all {n} branch{'es' if n > 1 else ''} (RMS {min(ratios):.3g}x "
+           f"to {max(ratios):.3g}x the input's: {path}){back}, so every block contributes a comparable update and the "
+           f"layers inside the branches can learn from the stream.")
     return "healthy", None, why
 
 
@@ -146,14 +179,31 @@ def _scale_vs_rule(weight_tensors):
     return math.exp(sum(logs) / len(logs)), max(dict.fromkeys(rules), key=rules.count)
 
 
-def problems(lay: dict) -> list:
+def branch_layers(stages) -> dict:
+    """Layer index -> "end" for the last layer of a residual branch, "inside" for its other layers."""
+    out, first = {}, None
+    for st in stages:
+        if st.branch_start:
+            first = st.index
+        if first is not None:
+            out[st.index] = "end" if st.branch_end else "inside"
+        if st.branch_end:
+            first = None
+    return out
+
+
+def problems(lay: dict, branch: str | None = None) -> list:
+    """A layer's problems. In a residual branch (``branch``: "inside" or "end") a small signal or gradient is
+    no problem: the stream carries both past the branch, and GPT-2, Fixup and SkipInit start their branches
+    small or at zero on purpose (the stream is judged instead); nor are equal weights in a branch's last
+    layer: each of its units feeds its own coordinate of the stream, so they receive different gradients."""
     out = []
-    if lay["symmetric"]:
+    if lay["symmetric"] and branch != "end":
         out.append("symmetric")
     if lay["saturated_fraction"] is not None and lay["saturated_fraction"] > SATURATION_LIMIT:
         out.append("saturated")
     fr, br = lay["forward_ratio"], lay["backward_ratio"]
-    if (fr is not None and fr < 1 / BAND) or (br is not None and br < 1 / BAND):
+    if branch is None and ((fr is not None and fr < 1 / BAND) or (br is not None and br < 1 / BAND)):
         out.append("vanishing")
     if lay["overflow"] or (fr is not None and fr > BAND) or (br is not None and br > BAND):
         out.append("exploding")

@@ -35,7 +35,8 @@ def model(family: Family, architecture: str, config: dict, values: dict) -> HFMo
     layers, tied = family.build(values, family.heads[architecture])
     dtype = config_dtype(config)
     return HFModel(family.model_type, architecture, config, tuple(layers), tied,
-                   dtype if dtype in DTYPES else None)
+                   dtype if dtype in DTYPES else None, blocks=values[family.blocks_key],
+                   width=values[family.width_key])
 
 
 def saved_config(m: HFModel, dtype: str) -> dict:

@@ -102,6 +102,8 @@ class HFModel:
     layers: tuple                  # the Layers save_pretrained writes, in state_dict() order
     tied: tuple = ()               # parameters save_pretrained leaves out: tied to another
     dtype: str | None = None       # the config's dtype / torch_dtype, when it names one
+    blocks: int = 0                # transformer blocks (num_hidden_layers, GPT-2's n_layer)
+    width: int | None = None       # the hidden size (hidden_size, GPT-2's n_embd)
 
     def describe(self) -> dict:
         """What the report says about the model."""
@@ -117,10 +119,11 @@ class Builder:
     init: dict | None = None        # every layer's init unless add() gives one
     layers: list = field(default_factory=list)
 
-    def add(self, name: str, type: str, *, bias=None, init: dict | None = None, **params) -> None:
+    def add(self, name: str, type: str, role: str, *, bias=None, init: dict | None = None, **params) -> None:
+        """A layer named as transformers names the module, with its role (``core.roles``)."""
         full = f"{self.prefix}{name}"
         self.layers.append(Layer(len(self.layers), full, type, Activation(), params, bias=bias,
-                                 init=init if init is not None else self.init,
+                                 init=init if init is not None else self.init, role=role,
                                  echo={"type": type, "name": full, **params}))
 
 
@@ -128,6 +131,9 @@ class Family:
     """A model family (``model_type``). Subclasses declare ``fields``, ``rules`` and ``heads`` and build."""
 
     model_type: str = ""
+    #: The config keys that give the number of blocks and the width (what the recipes read).
+    blocks_key: str = "num_hidden_layers"
+    width_key: str = "hidden_size"
     #: The config keys that shape the tensors or their initialization (others are kept, never read).
     fields: tuple[Field, ...] = ()
     rules: tuple[Rule, ...] = ()

@@ -35,30 +35,31 @@ class Bert(Family):
         pad = padding_row(v)
         if pad is not None:
             words["padding_idx"] = pad
-        b.add("embeddings.word_embeddings", "embedding", **words)
-        b.add("embeddings.position_embeddings", "embedding", num_embeddings=v["max_position_embeddings"], embedding_dim=h)
-        b.add("embeddings.token_type_embeddings", "embedding", num_embeddings=v["type_vocab_size"],
+        b.add("embeddings.word_embeddings", "embedding", "embedding", **words)
+        b.add("embeddings.position_embeddings", "embedding", "position_embedding",
+              num_embeddings=v["max_position_embeddings"], embedding_dim=h)
+        b.add("embeddings.token_type_embeddings", "embedding", "token_type_embedding", num_embeddings=v["type_vocab_size"],
               embedding_dim=h)
-        b.add("embeddings.LayerNorm", "layernorm", normalized_shape=h)
+        b.add("embeddings.LayerNorm", "layernorm", "norm", normalized_shape=h)
         for i in range(v["num_hidden_layers"]):
             p = f"encoder.layer.{i}."
-            for name in ("query", "key", "value"):
-                b.add(p + "attention.self." + name, "dense", in_features=h, out_features=h)
-            b.add(p + "attention.output.dense", "dense", in_features=h, out_features=h)
-            b.add(p + "attention.output.LayerNorm", "layernorm", normalized_shape=h)
-            b.add(p + "intermediate.dense", "dense", in_features=h, out_features=inter)
-            b.add(p + "output.dense", "dense", in_features=inter, out_features=h)
-            b.add(p + "output.LayerNorm", "layernorm", normalized_shape=h)
+            for name, role in (("query", "attn_qkv"), ("key", "attn_qkv"), ("value", "attn_v")):
+                b.add(p + "attention.self." + name, "dense", role, in_features=h, out_features=h)
+            b.add(p + "attention.output.dense", "dense", "attn_out", in_features=h, out_features=h)
+            b.add(p + "attention.output.LayerNorm", "layernorm", "norm", normalized_shape=h)
+            b.add(p + "intermediate.dense", "dense", "mlp_in", in_features=h, out_features=inter)
+            b.add(p + "output.dense", "dense", "mlp_out", in_features=inter, out_features=h)
+            b.add(p + "output.LayerNorm", "layernorm", "norm", normalized_shape=h)
         if head == BASE:
-            b.add("pooler.dense", "dense", in_features=h, out_features=h)
+            b.add("pooler.dense", "dense", "pooler", in_features=h, out_features=h)
             return b.layers, ()
         b.prefix = "cls.predictions."
-        b.add("bias", "tensor", init={"value": 0.0, "why": f"BertLMPredictionHead's bias (the decoder's): transformers "
+        b.add("bias", "tensor", "readout", init={"value": 0.0, "why": f"BertLMPredictionHead's bias (the decoder's): transformers "
                                                           f"{TRANSFORMERS} _init_weights zeros it"},
               shape=[v["vocab_size"]])
-        b.add("transform.dense", "dense", in_features=h, out_features=h)
-        b.add("transform.LayerNorm", "layernorm", normalized_shape=h)
+        b.add("transform.dense", "dense", "hidden", in_features=h, out_features=h)
+        b.add("transform.LayerNorm", "layernorm", "norm", normalized_shape=h)
         if self.tied(v):
             return b.layers, ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
-        b.add("decoder", "dense", in_features=h, out_features=v["vocab_size"])
+        b.add("decoder", "dense", "readout", in_features=h, out_features=v["vocab_size"])
         return b.layers, ()

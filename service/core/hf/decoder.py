@@ -64,28 +64,28 @@ class Decoder(Family):
         pad = padding_row(v)
         if pad is not None:
             emb["padding_idx"] = pad
-        b.add("embed_tokens", "embedding", **emb)
+        b.add("embed_tokens", "embedding", "embedding", **emb)
         for i in range(v["num_hidden_layers"]):
             p = f"layers.{i}."
-            b.add(p + "self_attn.q_proj", "dense", bias=qkv_bias, in_features=hidden, out_features=heads * hd)
-            b.add(p + "self_attn.k_proj", "dense", bias=qkv_bias, in_features=hidden, out_features=kv * hd)
-            b.add(p + "self_attn.v_proj", "dense", bias=qkv_bias, in_features=hidden, out_features=kv * hd)
-            b.add(p + "self_attn.o_proj", "dense", bias=o_bias, in_features=heads * hd, out_features=hidden)
+            b.add(p + "self_attn.q_proj", "dense", "attn_qkv", bias=qkv_bias, in_features=hidden, out_features=heads * hd)
+            b.add(p + "self_attn.k_proj", "dense", "attn_qkv", bias=qkv_bias, in_features=hidden, out_features=kv * hd)
+            b.add(p + "self_attn.v_proj", "dense", "attn_v", bias=qkv_bias, in_features=hidden, out_features=kv * hd)
+            b.add(p + "self_attn.o_proj", "dense", "attn_out", bias=o_bias, in_features=heads * hd, out_features=hidden)
             if self.qk_norm:
-                b.add(p + "self_attn.q_norm", "rmsnorm", init=norm_init, normalized_shape=hd)
-                b.add(p + "self_attn.k_norm", "rmsnorm", init=norm_init, normalized_shape=hd)
-            b.add(p + "mlp.gate_proj", "dense", bias=mlp_bias, in_features=hidden, out_features=inter)
-            b.add(p + "mlp.up_proj", "dense", bias=mlp_bias, in_features=hidden, out_features=inter)
-            b.add(p + "mlp.down_proj", "dense", bias=mlp_bias, in_features=inter, out_features=hidden)
-            b.add(p + "input_layernorm", "rmsnorm", init=norm_init, normalized_shape=hidden)
-            b.add(p + "post_attention_layernorm", "rmsnorm", init=norm_init, normalized_shape=hidden)
-        b.add("norm", "rmsnorm", init=norm_init, normalized_shape=hidden)
+                b.add(p + "self_attn.q_norm", "rmsnorm", "norm", init=norm_init, normalized_shape=hd)
+                b.add(p + "self_attn.k_norm", "rmsnorm", "norm", init=norm_init, normalized_shape=hd)
+            b.add(p + "mlp.gate_proj", "dense", "mlp_in", bias=mlp_bias, in_features=hidden, out_features=inter)
+            b.add(p + "mlp.up_proj", "dense", "mlp_in", bias=mlp_bias, in_features=hidden, out_features=inter)
+            b.add(p + "mlp.down_proj", "dense", "mlp_out", bias=mlp_bias, in_features=inter, out_features=hidden)
+            b.add(p + "input_layernorm", "rmsnorm", "norm", init=norm_init, normalized_shape=hidden)
+            b.add(p + "post_attention_layernorm", "rmsnorm", "norm", init=norm_init, normalized_shape=hidden)
+        b.add("norm", "rmsnorm", "norm", init=norm_init, normalized_shape=hidden)
         if head != CAUSAL_LM:
             return b.layers, ()
         if self.tied(v):
             return b.layers, ("lm_head.weight",)
         b.prefix = ""
-        b.add("lm_head", "dense", bias=False, in_features=hidden, out_features=v["vocab_size"])
+        b.add("lm_head", "dense", "readout", bias=False, in_features=hidden, out_features=v["vocab_size"])
         return b.layers, ()
 
 

@@ -18,6 +18,7 @@ LM, BASE = "lm", "base"
 
 class GPT2(Family):
     model_type = "gpt2"
+    blocks_key, width_key = "n_layer", "n_embd"
     heads = {"GPT2LMHeadModel": LM, "GPT2Model": BASE}
     base = "GPT2Model"
     tie_default = True
@@ -38,21 +39,21 @@ class GPT2(Family):
         scaled = {**conv, "factor": 1 / math.sqrt(2 * n), "factor_text": f"1/sqrt(2 n_layer), n_layer {n}",
                   "why": "GPT2PreTrainedModel._init_weights, the scaled residual projection"}
         b = Builder("transformer." if head == LM else "", init={"range": r})
-        b.add("wte", "embedding", num_embeddings=v["vocab_size"], embedding_dim=e)
-        b.add("wpe", "embedding", num_embeddings=v["n_positions"], embedding_dim=e)
+        b.add("wte", "embedding", "embedding", num_embeddings=v["vocab_size"], embedding_dim=e)
+        b.add("wpe", "embedding", "position_embedding", num_embeddings=v["n_positions"], embedding_dim=e)
         for i in range(n):
             p = f"h.{i}."
-            b.add(p + "ln_1", "layernorm", normalized_shape=e)
-            b.add(p + "attn.c_attn", "hf_conv1d", init=conv, in_features=e, out_features=3 * e)
-            b.add(p + "attn.c_proj", "hf_conv1d", init=scaled, in_features=e, out_features=e)
-            b.add(p + "ln_2", "layernorm", normalized_shape=e)
-            b.add(p + "mlp.c_fc", "hf_conv1d", init=conv, in_features=e, out_features=inner)
-            b.add(p + "mlp.c_proj", "hf_conv1d", init=scaled, in_features=inner, out_features=e)
-        b.add("ln_f", "layernorm", normalized_shape=e)
+            b.add(p + "ln_1", "layernorm", "norm", normalized_shape=e)
+            b.add(p + "attn.c_attn", "hf_conv1d", "attn_qkv", init=conv, in_features=e, out_features=3 * e)
+            b.add(p + "attn.c_proj", "hf_conv1d", "attn_out", init=scaled, in_features=e, out_features=e)
+            b.add(p + "ln_2", "layernorm", "norm", normalized_shape=e)
+            b.add(p + "mlp.c_fc", "hf_conv1d", "mlp_in", init=conv, in_features=e, out_features=inner)
+            b.add(p + "mlp.c_proj", "hf_conv1d", "mlp_out", init=scaled, in_features=inner, out_features=e)
+        b.add("ln_f", "layernorm", "norm", normalized_shape=e)
         if head != LM:
             return b.layers, ()
         if self.tied(v):
             return b.layers, ("lm_head.weight",)
         b.prefix = ""
-        b.add("lm_head", "dense", bias=False, in_features=e, out_features=v["vocab_size"])
+        b.add("lm_head", "dense", "readout", bias=False, in_features=e, out_features=v["vocab_size"])
         return b.layers, ()

@@ -29,7 +29,7 @@ _TYPES: tuple[LayerType, ...] = (
 REGISTRY: dict[str, LayerType] = {t.name: t for t in _TYPES}
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 #: Fields every layer has, besides its type's own.
-COMMON_FIELDS = ("type", "name", "activation", "scheme", "bias")
+COMMON_FIELDS = ("type", "name", "activation", "scheme", "bias", "role")
 
 
 def get(name: str) -> LayerType:

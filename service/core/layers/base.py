@@ -46,6 +46,8 @@ class TensorSpec:
     #: Rows (of the first storage axis) that are zero whatever the scheme: an embedding's padding row,
     #: which nn.Embedding and transformers zero (and which gets no gradient).
     zero_rows: tuple = ()
+    #: The layer's role in its model (``core.roles``), when the request or the model family says it.
+    layer_role: str | None = None
 
     @property
     def size(self) -> int:
@@ -76,6 +78,9 @@ class Layer:
     #: ``or 0.02``) when set; ``{"value": v, "why": ...}`` fixes the values whatever the scheme (gemma's
     #: RMSNorm starts at 0).
     init: dict | None = None
+    #: What the layer does in its model (``core.roles``): given by the request's ``role`` or the model
+    #: family; the recipes (``core.recipes``) read it. None: not said.
+    role: str | None = None
 
 
 #: (torch parameter name, float32 array in PyTorch's shape, exact) as torch.nn modules list them.
@@ -101,7 +106,7 @@ class LayerType:
     norm: bool = False
     #: A normalization layer with a shift (a bias); RMSNorm has a scale only.
     norm_shift: bool = True
-    #: How the diagnostics run it forward ("dense" or "conv"), or None: it cannot run.
+    #: How the diagnostics run it forward ("dense", "conv" or "norm"), or None: it cannot run.
     forward: str | None = None
     #: The OpenAPI component describing it (types with the same fields share one), and its text.
     component: str = ""
@@ -129,7 +134,7 @@ class LayerType:
         perm = keras_perm(rank) if layout == "keras" and permute else tuple(range(rank))
         shape = tuple(torch_shape[i] for i in perm)
         return TensorSpec(name, layer.name, layer.index, layer.type, role, tuple(torch_shape), shape, fan_in, fan_out,
-                          layer.activation, perm=perm, **kw)
+                          layer.activation, perm=perm, layer_role=layer.role, **kw)
 
     # -------------------------------------------------------------- framework defaults
     def torch_default(self, t: TensorSpec) -> Choice:

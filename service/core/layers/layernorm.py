@@ -15,6 +15,7 @@ class LayerNorm(NormLayerType):
     name = "layernorm"
     example = {"normalized_shape": [16]}
     fields = (Field("normalized_shape", IntOrList(), required=True),)
+    forward = "norm"
     component = "LayerNormLayer"
     summary = "Layer normalization (PyTorch nn.LayerNorm): weight and bias of normalized_shape, 1 and 0."
 

@@ -109,6 +109,10 @@ def xavier_normal_(gen: TorchCPUGenerator, shape, gain: float = 1.0) -> tuple[np
     return gen.normal_(shape, 0.0, std)
 
 
+#: The replayed calls whose values come out of a QR (LAPACK): not bit-exact, and in the ETag's linalg identity.
+QR_METHODS = ("orthogonal_", "delta_orthogonal")
+
+
 def orthogonal_(gen: TorchCPUGenerator, shape, gain: float = 1) -> tuple[np.ndarray, bool]:
     """torch.nn.init.orthogonal_; QR in float64 LAPACK, so exact=False."""
     shape = shape_tuple(shape)

@@ -11,6 +11,29 @@
     for (var i = 0; i < depth; i++) layers.push(dense("fc" + i, width, width, act));
     return { layers: layers };
   }
+  /* GPT-2's pre-LN blocks: x += attn(ln_1(x)); x += mlp(ln_2(x)); then ln_f. Each branch [first, last] goes
+   * into `residual`; its layers carry the roles the recipes read (attn_qkv, attn_out, mlp_in, mlp_out). */
+  function transformer(blocks, width, tokens, heads) {
+    var layers = [], residual = [];
+    function add(layer) { layers.push(layer); return layers.length - 1; }
+    function ln(name) { return add({ type: "layernorm", name: name, normalized_shape: width }); }
+    function proj(name, i, o, role, act) {
+      var l = dense(name, i, o, act || "linear");
+      l.role = role;
+      return add(l);
+    }
+    for (var b = 0; b < blocks; b++) {
+      var p = "h" + b + ".";
+      var first = ln(p + "ln_1");
+      proj(p + "attn.c_attn", width, 3 * width, "attn_qkv");
+      residual.push([first, proj(p + "attn.c_proj", width, width, "attn_out")]);
+      first = ln(p + "ln_2");
+      proj(p + "mlp.c_fc", width, 4 * width, "mlp_in", "gelu");
+      residual.push([first, proj(p + "mlp.c_proj", 4 * width, width, "mlp_out")]);
+    }
+    ln("ln_f");
+    return { layers: layers, residual: residual, tokens: tokens, heads: heads };
+  }
 
   var PRESETS = {
     tanh: { label: "Deep tanh MLP (20 \u00d7 256)", arch: mlp("tanh", 20, 256), spatial: "",
@@ -25,6 +48,22 @@
              { type: "conv2d", name: "conv4", in_channels: 32, out_channels: 32, kernel_size: 3, activation: "relu" },
              dense("fc", 32 * 8 * 8, 128, "relu"),
              dense("head", 128, 10, "softmax")] } },
+    stream: { label: "48-block pre-LN transformer (width 32): the residual stream", spatial: "", batch: 16,
+              arch: transformer(48, 32, 8, 4), schemes: ["auto", "torch_default", "gpt2", "deepnorm", "fixup"],
+              metrics: ["stream.ratio", "stream.gradient_ratio"],
+              note: "Each pre-LN block adds its attention's and its MLP's output to the residual stream, and nothing " +
+                    "scales the sum back. With the rule-of-thumb weights (auto) or PyTorch's defaults every branch adds " +
+                    "about as much variance as the last, so the stream's RMS grows like the square root of the depth " +
+                    "(verdict \u201cgrowing\u201d): late blocks barely move it. gpt2 draws each branch's output projection " +
+                    "with std 0.02 / sqrt(2 \u00d7 48), DeepNorm scales by beta and Fixup starts it at zero, so the stream " +
+                    "stays at the input's scale (\u201chealthy\u201d). Plot: the stream after each branch." },
+    relu30: { label: "30-layer ReLU MLP (256 wide): Xavier loses the signal, He keeps it", spatial: "",
+              arch: mlp("relu", 30, 256), schemes: ["xavier_normal", "he_normal"],
+              note: "ReLU zeroes about half of its inputs, so each layer halves the signal's variance unless the " +
+                    "weights double it. Xavier's variance 2 / (fan_in + fan_out) is 1 / n here, half of what ReLU needs: " +
+                    "after 30 layers the signal is 2^-14.5, about 40,000 times weaker (\u201cvanishing\u201d). He's 2 / " +
+                    "fan_in keeps it at the input's scale (\u201chealthy\u201d). LSUV (POST /v1/calibrate) gets there by " +
+                    "measuring: it rescales each layer until its outputs have unit variance on a probe batch." },
     custom: { label: "Custom (edit the JSON below)", arch: null, spatial: null, schemes: null }
   };
 
@@ -43,14 +82,18 @@
     ["large", "Large random N(0, 1)", { name: "normal", std: 1.0 }],
     ["xavier_x15", "Xavier \u00d7 1.5", { name: "xavier_normal", gain: 1.5 }],
     ["zeros", "Zeros", "zeros"],
-    ["constant", "Constant 0.05", { name: "constant", value: 0.05 }]
+    ["constant", "Constant 0.05", { name: "constant", value: 0.05 }],
+    ["gpt2", "gpt2 (N(0, 0.02\u00b2), residual outputs / \u221a(2 n_layer))", "gpt2"],
+    ["deepnorm", "deepnorm (DeepNet's beta)", "deepnorm"],
+    ["fixup", "fixup (residual branches' last layer at 0)", "fixup"]
   ];
   var MAX_SCHEMES = 8;
   /* Okabe-Ito colours (colour-blind safe) and dash patterns, so lines differ in two ways. */
   var COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C6D31"];
   var DASHES = ["none", "6 3", "2 3", "8 3 2 3", "none", "6 3", "2 3", "8 3 2 3"];
   var VERDICT_WORDS = {
-    healthy: "healthy", vanishing: "vanishing", exploding: "exploding", saturated: "saturated", symmetric: "symmetric"
+    healthy: "healthy", vanishing: "vanishing", exploding: "exploding", saturated: "saturated", symmetric: "symmetric",
+    growing: "growing"
   };
 
   var $ = function (id) { return document.getElementById(id); };
@@ -108,24 +151,54 @@
     });
     setDownloadsEnabled(false);
     applyPreset("tanh");
+    hideUnknownSchemes();
+  }
+
+  /* Recipes come and go with the service's version: offer only the catalogue's schemes GET /v1/schemes lists. */
+  function hideUnknownSchemes() {
+    fetch("/v1/schemes", { headers: { "Accept": "application/json" } }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (body) {
+      if (!body || !Array.isArray(body.names)) return;
+      SCHEMES.forEach(function (s) {
+        var name = typeof s[2] === "string" ? s[2] : s[2].name;
+        if (body.names.indexOf(name) < 0) {
+          var box = $("scheme-" + s[0]);
+          box.checked = false;
+          box.parentNode.hidden = true;
+        }
+      });
+    }).catch(function () { /* the catalogue stays as it is */ });
   }
 
   function applyPreset(key) {
     var p = PRESETS[key];
     $("preset").value = key;
+    $("preset-note").textContent = p.note || "";
     if (!p.arch) return;
     $("arch").value = prettyArch(p.arch);
     $("spatial").value = p.spatial;
+    $("batch").value = String(p.batch || 128);
     Array.prototype.forEach.call(document.querySelectorAll("#scheme-list input"), function (b) {
-      b.checked = p.schemes.indexOf(b.value) >= 0;
+      b.checked = p.schemes.indexOf(b.value) >= 0 && !b.parentNode.hidden;
     });
+    var metrics = p.metrics || ["activation.std", "pre_activation_gradient_norm"];
+    $("fwd-metric").value = metrics[0];
+    $("bwd-metric").value = metrics[1];
   }
+
+  /* The architecture's keys besides layers that go into the document as they are (residual networks). */
+  var ARCH_EXTRAS = ["residual", "tokens", "heads"];
 
   function prettyArch(arch) {
     /* one layer per line, with spaces after ':' and ',' so that long lines wrap between fields */
-    return "{\"layers\": [\n" + arch.layers.map(function (l) {
+    var text = "{\"layers\": [\n" + arch.layers.map(function (l) {
       return "  " + JSON.stringify(l).replace(/,"/g, ", \"").replace(/":/g, "\": ");
-    }).join(",\n") + "\n]}";
+    }).join(",\n") + "\n]";
+    ARCH_EXTRAS.forEach(function (k) {
+      if (arch[k] !== undefined) text += ",\n\"" + k + "\": " + JSON.stringify(arch[k]).replace(/,/g, ", ");
+    });
+    return text + "}";
   }
 
   function fail(msg, fields) {
@@ -170,6 +243,7 @@
     if (!schemes.length) throw new Error("Pick at least one scheme to compare.");
     if (schemes.length > MAX_SCHEMES) throw new Error("At most " + MAX_SCHEMES + " schemes can be compared at once.");
     var doc = { architecture: { layers: arch.layers }, schemes: schemes };
+    ARCH_EXTRAS.forEach(function (k) { if (arch[k] !== undefined) doc[k] = arch[k]; });
     var seed = $("seed").value.trim();
     doc.seed = seed === "" ? 0 : Number(seed);
     doc.dtype = $("dtype").value;
@@ -326,19 +400,28 @@
   function drawCurves() {
     if (!state.response) return;
     var results = state.response.results;
-    var names = results[0].layers.map(function (l) { return l.name; });
+    var streamed = !!results[0].stream;
     [["forward", $("fwd-metric")], ["backward", $("bwd-metric")]].forEach(function (pair) {
       var which = pair[0], sel = pair[1];
+      Array.prototype.forEach.call(sel.options, function (o) {
+        o.disabled = o.value.indexOf("stream.") === 0 && !streamed;
+      });
+      if (sel.options[sel.selectedIndex].disabled) sel.value = sel.options[0].value;
       var metric = sel.value;
       var label = sel.options[sel.selectedIndex].textContent;
+      /* a stream metric: one point per residual branch (named by its last layer), else one per layer */
+      var stream = metric.indexOf("stream.") === 0;
+      var names = stream ? results[0].stream.map(function (b) { return b.last_layer; })
+                         : results[0].layers.map(function (l) { return l.name; });
       var series = results.map(function (r, i) {
+        var rows = stream ? r.stream : r.layers, key = stream ? metric.slice(7) : metric;
         return { label: state.labels[i], color: COLORS[i % COLORS.length], dash: DASHES[i % DASHES.length],
-                 values: r.layers.map(function (l) { var v = pick(l, metric); return v === undefined ? null : v; }) };
+                 values: rows.map(function (l) { var v = pick(l, key); return v === undefined ? null : v; }) };
       });
       var plot = $("plot-" + which);
       plot.setAttribute("data-metric", metric);
       window.WIPlots.lineChart(plot, { xLabels: names, series: series, log: true, yLabel: label + " (log)",
-        ariaLabel: label + " per layer, one line per scheme, logarithmic axis" });
+        ariaLabel: label + (stream ? " per residual branch" : " per layer") + ", one line per scheme, logarithmic axis" });
       var legend = $("legend-" + which);
       legend.textContent = "";
       series.forEach(function (s, i) {

@@ -69,6 +69,9 @@ SCHEMES = {
     "xavier_normal": lambda p: nn.init.xavier_normal_(p) if p.dim() > 1 else nn.init.zeros_(p),
     "lecun_normal": lambda p: nn.init.kaiming_normal_(p, nonlinearity="linear") if p.dim() > 1 else nn.init.zeros_(p),
     "orthogonal": lambda p: nn.init.orthogonal_(p) if p.dim() > 1 else nn.init.zeros_(p),
+    # the primitives with weightinit's defaults (these failed with an AttributeError before)
+    "normal": lambda p: nn.init.normal_(p) if p.dim() > 1 else nn.init.zeros_(p),
+    "truncated_normal": lambda p: nn.init.trunc_normal_(p) if p.dim() > 1 else nn.init.zeros_(p),
 }
 
 
