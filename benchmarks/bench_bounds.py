@@ -16,12 +16,12 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from .common import machine_header, table
 from harness.processes import cpu_seconds, reset_peak, rss_kib
 
+from .common import machine_header, table
 from .servers import request, start_gunicorn
 
 MIB = 1 << 20
