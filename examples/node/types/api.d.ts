@@ -3649,13 +3649,13 @@ export interface operations {
                 headers: {
                     ETag: components["headers"]["ETagCalibrate"];
                     "Cache-Control": components["headers"]["CacheControl"];
+                    Vary: components["headers"]["VaryAccept"];
                     "X-Weightinit-Seed": components["headers"]["XWeightinitSeed"];
                     "X-Weightinit-Scheme": components["headers"]["XWeightinitScheme"];
                     "X-Weightinit-Version": components["headers"]["XWeightinitVersion"];
                     "X-Request-ID": components["headers"]["XRequestId"];
                     "Access-Control-Allow-Origin": components["headers"]["AccessControlAllowOrigin"];
                     "Access-Control-Expose-Headers": components["headers"]["AccessControlExposeHeaders"];
-                    Vary: components["headers"]["VaryOrigin"];
                     [name: string]: unknown;
                 };
                 content?: never;

@@ -13,16 +13,26 @@ from .request import Probe
 WORK_ARRAYS = 24
 #: Score-sized temporaries (batch x heads x tokens^2) of one attention step the cost counts.
 ATTENTION_WORK = 6
+#: Work per activation value per layer and scheme besides the matrix products (the activation and its
+#: derivative, the statistics, three histograms, the gradient's elementwise steps), in multiply-adds:
+#: measured ~200 ns per value (8 schemes x 100 tanh layers of width 28, batch 1024: 4.6 s of CPU, where
+#: the products are 0.3 s) at ~3e9 multiply-adds per second. Without it 8 schemes x 1000 narrow layers
+#: at batch 1024 passed the cost limit and ran for minutes (benchmarks/bench_bounds.py, ceilings).
+ELEMENTWISE_WORK = 512
+#: Bytes of the answer per layer and scheme (its statistics, histograms and verdict as Python objects,
+#: then as JSON): measured 18 KiB (tracemalloc, 100 layers x 8 schemes); held until the answer is sent.
+RESULT_BYTES_PER_LAYER = 20 << 10
 
 
 def estimate_cost(p: Probe) -> dict:
     """What running a diagnose document costs, from the document alone (nothing is drawn).
 
     ``multiply_adds``: forward + backward (about 3x forward) for every scheme, an attention's scores and
-    weighted sums (tokens^2 x width per example) included; ``weight_elements``:
+    weighted sums (tokens^2 x width per example) included, plus the elementwise work on every activation
+    value (``ELEMENTWISE_WORK``); ``weight_elements``:
     values drawn; ``peak_bytes``: an upper estimate of the memory held at once (schemes run one
     after another: activations and pre-activations of every layer for the batch, the gradients
-    in flight, the weights in float64 and storage dtype, the conv im2col chunks)."""
+    in flight, the weights in float64 and storage dtype, the conv im2col chunks, the answer)."""
     B = p.batch
     n = len(p.schemes)
     fwd = sum(st.macs for st in p.stages)
@@ -46,8 +56,11 @@ def estimate_cost(p: Probe) -> dict:
     # attention's scores, gradients and temporaries in flight
     scores = [8 * B * st.heads * st.tokens * st.tokens for st in p.stages if st.heads]
     attn = sum(scores) + ATTENTION_WORK * max(scores, default=0)
-    total = acts + work + wbytes + cols + attn
-    return {"schemes": n, "batch": B, "layers": len(p.stages), "multiply_adds": n * 3 * B * fwd + drawing_work(p),
+    result = RESULT_BYTES_PER_LAYER * n * len(p.stages)
+    total = acts + work + wbytes + cols + attn + result
+    elementwise = ELEMENTWISE_WORK * B * sum(st.out_size for st in p.stages)
+    return {"schemes": n, "batch": B, "layers": len(p.stages),
+            "multiply_adds": n * (3 * B * fwd + elementwise) + drawing_work(p),
             "weight_elements": n * weights, "peak_bytes": total}
 
 

@@ -18,8 +18,8 @@ from .network import Network
 from .request import DiagnoseRequest, Probe, build_probe
 from .verdict import problems, warnings
 
-#: Bumped whenever a statistic, threshold or sentence changes (part of the ETag).
-DIAGNOSE_VERSION = 2
+#: Bumped whenever a statistic, threshold, sentence or cost estimate changes (part of the ETag).
+DIAGNOSE_VERSION = 3  # 3: the cost counts the elementwise work and the answer (cost.py)
 #: spawn_key of the probe streams: beyond any tensor position (see ``streams``).
 PROBE_KEY = 1 << 40
 THRESHOLDS = {"band": verdict.BAND, "saturation": verdict.SATURATION_LIMIT, "tanh_saturated": measure.TANH_SATURATED,
