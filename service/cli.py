@@ -20,7 +20,7 @@ from .core import SpecError, build_plan
 from .core.schemes import SCHEMES
 from .document import ValidationError, flatten_messages
 from .fetch import MIB, PART_SIZE, BadURL, FetchError, PartialFile, fetch, fetch_folder, make_folder, place
-from .output import formats, hf
+from .output import formats, hf, plantable
 from .output.artifact import segment_chunks
 from .output.report import Report
 
@@ -140,8 +140,13 @@ def _generate_folder(plan, fmt: str, options, directory: str) -> int:
 
 
 def cmd_plan(args) -> int:
+    """A table (``plantable``) by default; ``--json``: the document ``POST /v1/plan`` answers, indented."""
     plan, _, options = _plan(args.request)
-    sys.stdout.buffer.write(orjson.dumps(formats.document(Report(plan), options), option=orjson.OPT_INDENT_2) + b"\n")
+    doc = formats.document(Report(plan), options)
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(plantable.render(doc))
     return 0
 
 
@@ -166,8 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "hf files it does not hold are removed)")
     g.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     g.set_defaults(func=cmd_generate)
-    pl = sub.add_parser("plan", help="print every tensor's theory, without values")
-    pl.add_argument("request")
+    pl = sub.add_parser("plan", help="print every tensor's theory, without values",
+                        description="Print a table of every tensor's theory (shape, scheme, distribution, fans, "
+                                    "bounds, std, warnings) without drawing values; --json prints the document "
+                                    "POST /v1/plan answers.")
+    pl.add_argument("request", help="request document (JSON file, or - for stdin)")
+    pl.add_argument("--json", action="store_true", help="the plan document (JSON) instead of the table")
     pl.set_defaults(func=cmd_plan)
     s = sub.add_parser("schemes", help="list the scheme registry")
     s.add_argument("--json", action="store_true", help="machine-readable")
