@@ -75,6 +75,15 @@ class FetchError(Exception):
         self.transient = transient
 
 
+class Refused(FetchError):
+    """The service refused the request document (a 400, 413 or 422 problem to ``POST /v1/plan``): the
+    document is at fault, not the transfer, so the CLI exits as it does for a bad document (2)."""
+
+
+#: The plan's answers that refuse the document itself (malformed, over this server's limits, invalid).
+REFUSALS = (400, 413, 422)
+
+
 class BadURL(ValueError):
     """A URL argument that is not an http(s) URL: a usage error."""
 
@@ -205,7 +214,8 @@ def plan_of(replica: Replica, document: dict, fmt: str, timeout: float, tag: str
     conn, resp = _post(replica, "/v1/plan", json.dumps(document).encode(), {"Accept": "application/json"}, timeout)
     try:
         if resp.status != 200:
-            raise FetchError(f"{where} answered {resp.status} {resp.reason}{_problem(resp)}")
+            error = Refused if resp.status in REFUSALS else FetchError
+            raise error(f"{where} answered {resp.status} {resp.reason}{_problem(resp)}")
         etag = resp.getheader("ETag") or ""
         try:
             report = json.loads(resp.read())
