@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from service import cli
 from service.core import hf, layers, schemes
 from service.output import formats
+from tests.markdown import code_blocks, section
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
 
 
 def table_keys(heading: str) -> set[str]:
     """The backquoted names in the first column of the tables under ``heading`` (up to the next heading
     of the same or a higher level), split at '/' and ',' (`conv1d`/`conv2d`, `zeros`, `ones`)."""
-    level = heading.split(" ")[0]
-    start = README.index(heading + "\n")
-    nxt = re.compile(rf"^#{{1,{len(level)}}} ", re.M).search(README, start + len(heading))
-    body = README[start: nxt.start() if nxt else len(README)]
+    body = section(README, heading)
     keys = set()
     for line in body.splitlines():
         if line.startswith("| ") and not line.startswith("|---"):
@@ -46,3 +46,28 @@ def test_every_format_is_described():
     section = README[README.index("## File formats\n"):]
     for f in formats.FORMATS.values():
         assert f"`{f.extension}`" in section or f"`{f.name}`" in section, f.name
+
+
+#: Where a documented curl may write: a stated folder ($OUT, /tmp/...), nowhere, or stdout.
+WRITABLE = re.compile(r'"?\$OUT\b|/tmp/|/dev/null|-$')
+
+
+@pytest.mark.parametrize("doc", ["README.md", *(str(p.relative_to(ROOT)) for p in sorted(ROOT.glob("examples/*/README.md")))])
+def test_documented_curls_never_write_into_the_current_directory(doc):
+    """Every curl -o / -D / --output of the docs' shell blocks names a stated or temporary folder, or
+    its block first moves into one (`cd`): run from a clone, they leave no file in it."""
+    text = (ROOT / doc).read_text()
+    blocks = [b for b in code_blocks(text) if not re.search(r"^(mkdir -p \S+ && )?cd ", b, re.M)]
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+    for line in lines:
+        if "curl " not in line:
+            continue
+        for target in re.findall(r"(?:^|\s)(?:-o|-D|--output|--dump-header)\s+(\S+)", line):
+            assert WRITABLE.match(target), f"{doc}: {line.strip()}"
+
+
+def test_the_cli_section_says_how_to_reach_the_command_and_every_exit_status():
+    body = section(README, "## Offline CLI")
+    assert "`.venv/bin/weightinit`" in body and "`source .venv/bin/activate`" in body
+    documented = set(re.findall(r"^\| (\d) \|", body, re.M))
+    assert documented == set(re.findall(r"^  (\d)  ", cli.EXIT_STATUSES, re.M)) == {"0", "1", "2"}
