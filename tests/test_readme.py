@@ -11,6 +11,7 @@ import pytest
 from service import cli
 from service.core import hf, layers, schemes
 from service.output import formats
+from tests.helpers import MLP, plan_of, report_of
 from tests.markdown import code_blocks, section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +72,13 @@ def test_the_cli_section_says_how_to_reach_the_command_and_every_exit_status():
     assert "`.venv/bin/weightinit`" in body and "`source .venv/bin/activate`" in body
     documented = set(re.findall(r"^\| (\d) \|", body, re.M))
     assert documented == set(re.findall(r"^  (\d)  ", cli.EXIT_STATUSES, re.M)) == {"0", "1", "2"}
+
+
+def test_the_bias_default_is_documented_as_it_is_echoed():
+    """An omitted `bias` is echoed as null (the fingerprint's bytes keep it so) and draws zeros: the
+    README's default column says both."""
+    doc = report_of(plan_of(MLP))
+    assert doc["bias"] is None and doc["request"]["bias"] is None
+    assert {t["scheme"]["name"] for t in doc["tensors"] if t["role"] == "bias"} == {"zeros"}
+    row = next(line for line in section(README, "## The request document").splitlines() if line.startswith("| `bias` |"))
+    assert row.split("|")[3].strip().startswith("`null`, echoed as `null`: every bias is drawn by `zeros`")
