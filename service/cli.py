@@ -235,7 +235,7 @@ def add_fetch_parser(sub) -> None:
                         "largest file free, as the tar is truncated behind each file unpacked)")
     p.add_argument("--parallel", type=int, default=None,
                    help=f"concurrent connections (default {PARALLEL}); npy, safetensors and hf only: npz and json "
-                        f"come in one request (each byte depends on all before it), and a note says so")
+                        f"come in one request (each byte depends on all before it), and the summary says so")
     p.add_argument("--format", choices=formats.NAMES, help="output format (default: from the extension)")
     p.add_argument("--part-size", type=int, default=None,
                    help=f"bytes per range request (default {PART_SIZE}: the largest part the server proves "
@@ -273,9 +273,6 @@ def cmd_fetch(args) -> int:
         formats.artifact(plan, fmt, options=options)  # lazy: draws nothing; says what the format cannot hold
     except SpecError as e:
         raise CLIError(str(e)) from None
-    if fmt not in RANGED and (args.parallel or 1) > 1:
-        print(f"weightinit: note: {fmt} comes in one request (each of its bytes depends on all before it), so "
-              f"--parallel is ignored; it applies to {', '.join(RANGED)}", file=sys.stderr)
     kw = {"parallel": args.parallel or PARALLEL, "part_size": args.part_size, "timeout": args.timeout, "retries": args.retries,
           "progress": False if args.no_progress else None, "tag": options.tag(fmt)}
     try:
@@ -297,11 +294,14 @@ def cmd_fetch(args) -> int:
         print(f"weightinit: fetch failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
     n = summary["parts"]
+    parts = f"{n} part{'' if n == 1 else 's'}"
+    if fmt not in RANGED and (args.parallel or 1) > 1:  # asked for, and cannot apply: say so
+        parts += f" (--parallel ignored: {fmt} comes in one request, each byte depending on all before it)"
     mb = summary["bytes"] / MIB
     files = f"; files: {', '.join(summary['files'])}" if folder else ""
     if folder and summary["removed"]:
         files += f"; removed the earlier folder's {', '.join(summary['removed'])}"
-    print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {n} part{'' if n == 1 else 's'}, "
+    print(f"wrote {summary['output']} ({fmt}, {summary['bytes']} bytes in {parts}, "
           f"{mb / max(summary['seconds'], 1e-9):.1f} MiB/s; checked: {', '.join(summary['checked'])}{files})",
           file=sys.stderr)
     return 0
