@@ -17,5 +17,8 @@ def section(text: str, heading: str) -> str:
     same or a higher level."""
     level = heading.split(" ")[0]
     start = text.index(heading + "\n")
-    nxt = re.compile(rf"^#{{1,{len(level)}}} ", re.M).search(text, start + len(heading))
-    return text[start: nxt.start() if nxt else len(text)]
+    fenced = [m.span() for m in _FENCE.finditer(text)]  # a shell comment in a block is no heading
+    for nxt in re.compile(rf"^#{{1,{len(level)}}} ", re.M).finditer(text, start + len(heading)):
+        if not any(a <= nxt.start() < b for a, b in fenced):
+            return text[start: nxt.start()]
+    return text[start:]
