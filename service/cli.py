@@ -19,7 +19,8 @@ from . import document
 from .core import SpecError, build_plan
 from .core.schemes import SCHEMES
 from .document import ValidationError, flatten_messages
-from .fetch import MIB, PART_SIZE, RANGED, BadURL, FetchError, Refused, PartialFile, fetch, fetch_folder, make_folder, place
+from .fetch import (MIB, PART_SIZE, RANGED, BadURL, FetchError, PartialFile, Refused, fetch, fetch_folder,
+                    make_folder, place)
 from .output import formats, hf, plantable
 from .output.artifact import segment_chunks
 from .output.report import Report
@@ -222,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_fetch_parser(sub) -> None:
-    p = sub.add_parser("fetch", help="download an artifact in parallel byte ranges from one or more replicas", **HELP,
+    p = sub.add_parser("fetch", help="download an artifact in parallel byte ranges from one or more replicas",
+                       **HELP,
                        description="Download the artifact of REQUEST from a weightinit service in parallel byte "
                                    "ranges (npy, safetensors, hf), verify every part and the result, and write it "
                                    "to OUTPUT: the same bytes as `weightinit generate` (a folder: the same files as "
@@ -273,8 +275,8 @@ def cmd_fetch(args) -> int:
         formats.artifact(plan, fmt, options=options)  # lazy: draws nothing; says what the format cannot hold
     except SpecError as e:
         raise CLIError(str(e)) from None
-    kw = {"parallel": args.parallel or PARALLEL, "part_size": args.part_size, "timeout": args.timeout, "retries": args.retries,
-          "progress": False if args.no_progress else None, "tag": options.tag(fmt)}
+    kw = {"parallel": args.parallel or PARALLEL, "part_size": args.part_size, "timeout": args.timeout,
+          "retries": args.retries, "progress": False if args.no_progress else None, "tag": options.tag(fmt)}
     try:
         if folder:
             summary = fetch_folder(args.url, doc, args.output, **kw)

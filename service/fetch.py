@@ -24,7 +24,7 @@ the hf format's tar, proven so, then unpacked into the folder (``unpack_hf``).
 
 Any failure in any thread, a bad or unproven byte, or Ctrl-C stops the fetch (the workers end
 before the file is closed): the partial file is removed, one line goes to stderr, the exit code is
-1. ``--retries`` re-asks a part that failed in transit (connection, short read, digest) that many
+1 (a plan the service refuses, 400/413/422, is ``Refused``: the document's fault, exit code 2). ``--retries`` re-asks a part that failed in transit (connection, short read, digest) that many
 times. README ("Byte ranges and sharded downloads") has the whole contract.
 """
 

@@ -53,7 +53,8 @@ def test_every_format_is_described():
 WRITABLE = re.compile(r'"?\$OUT\b|/tmp/|/dev/null|-$')
 
 
-@pytest.mark.parametrize("doc", ["README.md", *(str(p.relative_to(ROOT)) for p in sorted(ROOT.glob("examples/*/README.md")))])
+@pytest.mark.parametrize("doc", ["README.md", *(str(p.relative_to(ROOT))
+                                                for p in sorted(ROOT.glob("examples/*/README.md")))])
 def test_documented_curls_never_write_into_the_current_directory(doc):
     """Every curl -o / -D / --output of the docs' shell blocks names a stated or temporary folder, or
     its block first moves into one (`cd`): run from a clone, they leave no file in it."""
@@ -80,5 +81,6 @@ def test_the_bias_default_is_documented_as_it_is_echoed():
     doc = report_of(plan_of(MLP))
     assert doc["bias"] is None and doc["request"]["bias"] is None
     assert {t["scheme"]["name"] for t in doc["tensors"] if t["role"] == "bias"} == {"zeros"}
-    row = next(line for line in section(README, "## The request document").splitlines() if line.startswith("| `bias` |"))
+    rows = section(README, "## The request document").splitlines()
+    row = next(line for line in rows if line.startswith("| `bias` |"))
     assert row.split("|")[3].strip().startswith("`null`, echoed as `null`: every bias is drawn by `zeros`")

@@ -93,8 +93,9 @@ def test_without_out_dir_the_files_go_to_a_temporary_folder(server, tmp_path):
     cwd.mkdir()
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "OUT_DIR"}
-    r = subprocess.run(["bash", str(CURL_DIR / "plan.sh")], env={**env, "WEIGHTINIT_URL": server.url, "TMPDIR": str(tmp)},
-                       cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    env.update(WEIGHTINIT_URL=server.url, TMPDIR=str(tmp))
+    r = subprocess.run(["bash", str(CURL_DIR / "plan.sh")], env=env, cwd=cwd, capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert list(cwd.iterdir()) == []
     assert (tmp / "weightinit" / "plan.json").is_file()

@@ -244,7 +244,8 @@ def test_a_bad_document_exits_2_in_fetch_as_in_generate(tmp_path, doc, name, nee
 @pytest.mark.parametrize("status", [400, 413, 422])
 def test_the_services_refusal_of_the_document_exits_2(tmp_path, status):
     """A document valid here but refused by the service (its limits, another version): status 2, its problem."""
-    fake = Fake(GOOD_ST, "safetensors", plan_status=status, plan=b'{"status": %d, "detail": "seed: too large"}' % status)
+    problem = b'{"status": %d, "detail": "seed: too large"}' % status
+    fake = Fake(GOOD_ST, "safetensors", plan_status=status, plan=problem)
     try:
         r, out = fetched(fake.url, tmp_path, ONE, "x.safetensors", "--timeout", "20")
     finally:
