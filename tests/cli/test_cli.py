@@ -12,6 +12,7 @@ import orjson
 import pytest
 import requests
 
+from service.cli import EXIT_STATUSES
 from tests.helpers import plan_of
 from tests.helpers import artifact_of as encode
 from tests.helpers import MLP
@@ -141,3 +142,16 @@ def test_unknown_extension(request_file, tmp_path):
 def test_missing_file(tmp_path):
     r = run("plan", str(tmp_path / "nope.json"))
     assert r.returncode == 2 and b"cannot read" in r.stderr
+
+
+def test_a_file_that_cannot_be_written_is_one_line_exit_1(request_file, tmp_path):
+    r = run("generate", str(request_file), "-o", str(tmp_path / "missing" / "w.npz"))
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.decode() == f"weightinit: generate failed: cannot write {tmp_path}/missing/w.npz: " \
+                                "No such file or directory\n"
+
+
+@pytest.mark.parametrize("command", [[], ["generate"], ["plan"], ["schemes"], ["fetch"]])
+def test_every_help_lists_the_exit_statuses(command):
+    r = run(*command, "--help")
+    assert r.returncode == 0 and r.stdout.decode().rstrip().endswith(EXIT_STATUSES), r.stdout
