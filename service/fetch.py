@@ -24,7 +24,7 @@ the hf format's tar, proven so, then unpacked into the folder (``unpack_hf``).
 
 Any failure in any thread, a bad or unproven byte, or Ctrl-C stops the fetch (the workers end
 before the file is closed): the partial file is removed, one line goes to stderr, the exit code is
-1. ``--retries`` re-asks a part that failed in transit (connection, short read, digest) that many
+1 (a plan the service refuses, 400/413/422, is ``Refused``: the document's fault, exit code 2). ``--retries`` re-asks a part that failed in transit (connection, short read, digest) that many
 times. README ("Byte ranges and sharded downloads") has the whole contract.
 """
 
@@ -73,6 +73,15 @@ class FetchError(Exception):
     def __init__(self, message: str, transient: bool = False):
         super().__init__(message)
         self.transient = transient
+
+
+class Refused(FetchError):
+    """The service refused the request document (a 400, 413 or 422 problem to ``POST /v1/plan``): the
+    document is at fault, not the transfer, so the CLI exits as it does for a bad document (2)."""
+
+
+#: The plan's answers that refuse the document itself (malformed, over this server's limits, invalid).
+REFUSALS = (400, 413, 422)
 
 
 class BadURL(ValueError):
@@ -205,7 +214,8 @@ def plan_of(replica: Replica, document: dict, fmt: str, timeout: float, tag: str
     conn, resp = _post(replica, "/v1/plan", json.dumps(document).encode(), {"Accept": "application/json"}, timeout)
     try:
         if resp.status != 200:
-            raise FetchError(f"{where} answered {resp.status} {resp.reason}{_problem(resp)}")
+            error = Refused if resp.status in REFUSALS else FetchError
+            raise error(f"{where} answered {resp.status} {resp.reason}{_problem(resp)}")
         etag = resp.getheader("ETag") or ""
         try:
             report = json.loads(resp.read())

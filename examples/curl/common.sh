@@ -3,8 +3,10 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 URL="${WEIGHTINIT_URL:-http://127.0.0.1:8000}"
-OUT="${OUT_DIR:-.}"
+# Files go to $OUT_DIR, by default a folder of the temporary directory: never the current one.
+OUT="${OUT_DIR:-${TMPDIR:-/tmp}/weightinit}"
 mkdir -p "$OUT"
+[ -n "${OUT_DIR:-}" ] || echo "files in $OUT (set OUT_DIR to choose)" >&2
 
 post() { # post PATH ACCEPT BODY-FILE OUTPUT-FILE
   curl --silent --show-error --fail-with-body -X POST "$URL$1" \

@@ -84,3 +84,19 @@ def test_diagnose(server, tmp_path):
     assert verdicts == ["healthy", "vanishing", "saturated", "symmetric"], r.stdout
     doc = json.loads((tmp_path / "diagnose.json").read_text())
     assert [x["verdict"] for x in doc["results"]] == verdicts
+
+
+def test_without_out_dir_the_files_go_to_a_temporary_folder(server, tmp_path):
+    """Run from a clone with no OUT_DIR, a script leaves nothing in the current directory: its files go
+    to $TMPDIR/weightinit, and stderr says where."""
+    cwd, tmp = tmp_path / "clone", tmp_path / "tmp"
+    cwd.mkdir()
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "OUT_DIR"}
+    env.update(WEIGHTINIT_URL=server.url, TMPDIR=str(tmp))
+    r = subprocess.run(["bash", str(CURL_DIR / "plan.sh")], env=env, cwd=cwd, capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert list(cwd.iterdir()) == []
+    assert (tmp / "weightinit" / "plan.json").is_file()
+    assert r.stderr == f"files in {tmp}/weightinit (set OUT_DIR to choose)\n"

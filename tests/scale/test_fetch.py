@@ -90,7 +90,7 @@ def test_fetch_is_byte_identical_to_generate(server, tmp_path, doc, name, extra)
     assert out.read_bytes() == expected
     assert partials(tmp_path) == []
     assert f"{len(expected)} bytes" in r.stderr
-    assert " 1 parts" not in r.stderr and (" in 1 part," in r.stderr or not name.endswith((".npz", ".json")))
+    assert " 1 parts" not in r.stderr and (" in 1 part" in r.stderr or not name.endswith((".npz", ".json")))
 
 
 def test_small_artifacts_are_checked_against_repr_digest(server, tmp_path):
@@ -217,12 +217,62 @@ def test_usage_errors(server, tmp_path):
     req.write_text(json.dumps(MODEL))
     assert cli("fetch", server.url, req, "-o", tmp_path / "x.safetensors", "--parallel", "0").returncode == 2
     assert cli("fetch", "ftp://nowhere", req, "-o", tmp_path / "x.safetensors").returncode == 2
-    r = cli("fetch", server.url, req, "-o", tmp_path / "x.npy")   # npy holds one tensor: the plan says so
-    assert r.returncode == 1 and "npy holds exactly one tensor" in r.stderr
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({**MODEL, "seed": -4}))
-    r = cli("fetch", server.url, bad, "-o", tmp_path / "x.safetensors")
-    assert r.returncode == 1 and "422" in r.stderr and "seed" in r.stderr
+
+
+#: Documents generate refuses (status 2, one line naming the field): fetch refuses them alike, before any request.
+BAD_DOCUMENTS = [
+    ("seed", {**MODEL, "seed": -4}, "x.safetensors", "seed"),
+    ("unknown-scheme", {**MODEL, "scheme": "nope"}, "x.safetensors", "unknown scheme"),
+    ("npy-of-many", MODEL, "x.npy", "npy holds exactly one tensor"),
+    ("not-an-object", [1], "x.safetensors", "JSON object"),
+    ("hf-without-config", MODEL, "x.tar", "needs architecture.hf_config"),
+]
+
+
+@pytest.mark.parametrize("doc, name, needle", [c[1:] for c in BAD_DOCUMENTS], ids=[c[0] for c in BAD_DOCUMENTS])
+def test_a_bad_document_exits_2_in_fetch_as_in_generate(tmp_path, doc, name, needle):
+    """The same line and status 2 from both commands; fetch asks nothing of the (absent) service."""
+    req = tmp_path / "bad.json"
+    req.write_text(json.dumps(doc))
+    gen = cli("generate", req, "-o", tmp_path / name)
+    got = cli("fetch", "http://127.0.0.1:9", req, "-o", tmp_path / name)
+    assert (gen.returncode, got.returncode) == (2, 2), gen.stderr + got.stderr
+    assert got.stderr == gen.stderr and needle in got.stderr and got.stderr.count("\n") == 1, got.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_the_services_refusal_of_the_document_exits_2(tmp_path, status):
+    """A document valid here but refused by the service (its limits, another version): status 2, its problem."""
+    problem = b'{"status": %d, "detail": "seed: too large"}' % status
+    fake = Fake(GOOD_ST, "safetensors", plan_status=status, plan=problem)
+    try:
+        r, out = fetched(fake.url, tmp_path, ONE, "x.safetensors", "--timeout", "20")
+    finally:
+        fake.close()
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("weightinit: error: the service refused the request document: ")
+    assert f"answered {status} " in lines[0] and lines[0].endswith(": seed: too large")
+    assert not out.exists() and partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("name, extra, ignored", [
+    ("model.npz", ["--parallel", "4"], True),
+    ("model.json", ["--parallel", "2"], True),
+    ("model.npz", [], False),                              # not asked for: nothing to say
+    ("model.json", ["--parallel", "1"], False),
+    ("model.safetensors", ["--parallel", "3"], False),     # honoured
+])
+def test_parallel_says_when_it_cannot_apply(server, tmp_path, name, extra, ignored):
+    """The summary line (the only line) says when --parallel was asked for a format fetched in one request."""
+    r, out = fetched(server.url, tmp_path, {**MODEL, "tensors": ["attn.*"]}, name, "--no-progress", *extra)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wrote "), r.stderr
+    fmt = name.split(".")[1]
+    note = f" in 1 part (--parallel ignored: {fmt} comes in one request, each byte depending on all before it), "
+    assert (note in lines[0]) == ignored, lines[0]
 
 
 def test_progress_bar_draws_on_stderr(capsys):
