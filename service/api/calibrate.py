@@ -24,7 +24,8 @@ from .. import document, limits
 from ..core import calibrate as cal
 from ..output import formats
 from ..output.report import Report
-from .http import config, immutable_headers, matches_if_none_match, not_modified, read_json_body
+from .http import (CALIBRATION_FACTORS_HEADER, CALIBRATION_ITERATIONS_HEADER, SCHEME_HEADER, SEED_HEADER, config,
+                   immutable_headers, matches_if_none_match, not_modified, read_json_body)
 from .weights import binary_response, json_artifact_response, negotiate
 
 bp = Blueprint("calibrate", __name__)
@@ -44,14 +45,14 @@ def calibrate_view():
     limits.check_matrix_work(limits.drawn_tensors(job.plan), cfg)
     limits.check_torch_replay(job.plan, cfg)
     headers = {**immutable_headers(f'"{job.etag_value}-calibrate-{req.options.tag(fmt)}"'),
-               "X-Weightinit-Seed": str(job.probe.seed), "X-Weightinit-Scheme": job.plan.request.scheme["name"],
+               SEED_HEADER: str(job.probe.seed), SCHEME_HEADER: job.plan.request.scheme["name"],
                "Vary": "Accept"}
     if matches_if_none_match(headers["ETag"]):
         return not_modified(headers)
     plan = cal.run(job)
     layers = plan.summary["layers"]
-    headers["X-Weightinit-Calibration-Factors"] = ",".join(repr(lay["factor"]) for lay in layers)
-    headers["X-Weightinit-Calibration-Iterations"] = ",".join(str(lay["iterations"]) for lay in layers)
+    headers[CALIBRATION_FACTORS_HEADER] = ",".join(repr(lay["factor"]) for lay in layers)
+    headers[CALIBRATION_ITERATIONS_HEADER] = ",".join(str(lay["iterations"]) for lay in layers)
     artifact = formats.encode(Report(plan), fmt, options=req.options)
     if fmt == "json":
         return json_artifact_response(artifact, media_type, headers)

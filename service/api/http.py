@@ -36,7 +36,11 @@ SEED_HEADER = "X-Weightinit-Seed"
 SCHEME_HEADER = "X-Weightinit-Scheme"
 #: On every 206: the largest part that carries ``Content-Digest`` (``WEIGHTINIT_DIGEST_MAX_BYTES``).
 DIGEST_BOUND_HEADER = "X-Weightinit-Digest-Max-Bytes"
-OWN_HEADERS = (VERSION_HEADER, SEED_HEADER, SCHEME_HEADER, DIGEST_BOUND_HEADER)
+#: On every /v1/calibrate answer: each layer's factor and rescalings, in layer order, comma-separated.
+CALIBRATION_FACTORS_HEADER = "X-Weightinit-Calibration-Factors"
+CALIBRATION_ITERATIONS_HEADER = "X-Weightinit-Calibration-Iterations"
+OWN_HEADERS = (VERSION_HEADER, SEED_HEADER, SCHEME_HEADER, DIGEST_BOUND_HEADER, CALIBRATION_FACTORS_HEADER,
+               CALIBRATION_ITERATIONS_HEADER)
 
 
 def config() -> Config:

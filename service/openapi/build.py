@@ -233,7 +233,8 @@ def _cors(spec: dict, preflight: dict) -> None:
     whose schema allows ``Accept, Origin``)."""
     for item in spec["paths"].values():
         first = next(iter(item.values()))
-        params = [{"name": p["name"], "in": "path", "required": True, "schema": {"type": "string"}}
+        params = [{"name": p["name"], "in": "path", "required": True, "schema": {"type": "string"},
+                   **({"example": p["example"]} if "example" in p else {})}
                   for p in first.get("parameters", ()) if p.get("in") == "path"]
         item["options"] = {"tags": preflight["tags"], "operationId": f"{first['operationId']}Preflight",
                            "summary": preflight["summary"], **({"parameters": params} if params else {}),

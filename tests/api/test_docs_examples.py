@@ -50,10 +50,12 @@ def default_request(spec, path, op, body_name=None) -> tuple[str, dict, object]:
             elif p["in"] == "header":
                 headers[p["name"]] = p["example"]
     accept = next(iter(op["responses"]["200"].get("content", {})), None)
-    if accept:
-        headers["Accept"] = accept
     bodies = request_examples(op)
     body = bodies[body_name] if body_name else next(iter(bodies.values()), None)
+    if isinstance(body, dict) and "format" in body:
+        accept = "*/*"  # as /docs sends a body that names its format (service/static/docs/init.js)
+    if accept:
+        headers["Accept"] = accept
     return url, headers, body
 
 

@@ -2969,7 +2969,7 @@ export interface components {
          */
         AccessControlAllowOrigin: string;
         /** @description With `Access-Control-Allow-Origin`, on every response but a preflight's. The headers a page may read besides the CORS-safelisted ones. */
-        AccessControlExposeHeaders: "ETag, Repr-Digest, Content-Digest, Content-Disposition, Content-Range, Content-Length, Accept-Ranges, X-Weightinit-Version, X-Weightinit-Seed, X-Weightinit-Scheme, X-Weightinit-Digest-Max-Bytes, X-Request-ID";
+        AccessControlExposeHeaders: "ETag, Repr-Digest, Content-Digest, Content-Disposition, Content-Range, Content-Length, Accept-Ranges, X-Weightinit-Version, X-Weightinit-Seed, X-Weightinit-Scheme, X-Weightinit-Digest-Max-Bytes, X-Weightinit-Calibration-Factors, X-Weightinit-Calibration-Iterations, X-Request-ID";
         /**
          * @description On a preflight from an allowed origin, the resource's methods.
          * @example POST
@@ -3279,6 +3279,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example kaiming_normal */
                 name: string;
             };
             cookie?: never;
@@ -3761,6 +3762,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example plots.js */
                 name: string;
             };
             cookie?: never;
