@@ -172,6 +172,7 @@ def test_every_response_has_nosniff_and_a_request_id_in_the_access_log(faulty):
 REVIEWED = {
     ("service/cli.py", "open"): "the CLI reads the request file and writes -o, both named on its command line",
     ("service/cli.py", "os.replace"): "the CLI's atomic rename of its own -o output",
+    ("service/cli.py", "os.unlink"): "`weightinit generate` removes its own partial -o file after a failed write",
     ("service/cli.py", "json.loads"): "parses the CLI's request file (JSON, no code)",
     ("service/fetch.py", "makedirs"): "`weightinit generate/fetch -o DIR/` make the folder named on the command line",
     ("service/fetch.py", "tarfile.open"): "`weightinit fetch -o DIR/` reads back its own download (members checked by "
@@ -197,6 +198,9 @@ REVIEWED = {
 FORBIDDEN_IMPORTS = {"pickle", "marshal", "shelve", "dill", "cloudpickle", "subprocess", "pty", "ctypes"}
 #: (file, forbidden import) -> why it is safe, reviewed like REVIEWED.
 REVIEWED_IMPORTS = {
+    ("service/core/native.py", "ctypes"): "loads only the package's own compiled twins (_ziggurat, found by importlib "
+                                          "beside the package) and passes them buffers the engine allocated with their "
+                                          "capacities; no request data becomes a path, a symbol or a pointer",
     ("service/core/normals.py", "ctypes"): "loads only the package's own compiled sampler (_ziggurat, found by "
                                            "importlib beside normals.py) and passes it buffers the engine allocated "
                                            "with their sizes; no request data becomes a path, a symbol or a pointer",
