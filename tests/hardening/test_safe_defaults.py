@@ -189,6 +189,7 @@ REVIEWED = {
     ("service/output/npz.py", "write_array"): "writes the manifest with allow_pickle=False",
     ("service/document/__init__.py", "load"): "marshmallow Schema.load: validation, not deserialization of code",
     ("service/document/fields.py", "load"): "marshmallow Schema.load of an activation object: validation",
+    ("service/document/strict.py", "load"): "marshmallow Schema.load (StrictSchema's lean path falls back to it): validation",
     ("service/document/schemas.py", "load"): "marshmallow Schema.load of a layer object: validation",
     ("service/openapi/build.py", "read_text"): "reads the package's own template.yaml (a fixed resource)",
     ("service/openapi/__main__.py", "read_text"): "python -m service.openapi --check reads the openapi.yaml it compares",
@@ -201,6 +202,8 @@ REVIEWED_IMPORTS = {
     ("service/core/native.py", "ctypes"): "loads only the package's own compiled twins (_ziggurat, found by importlib "
                                           "beside the package) and passes them buffers the engine allocated with their "
                                           "capacities; no request data becomes a path, a symbol or a pointer",
+    ("service/core/seeds.py", "ctypes"): "calls the seed-words twin of service/core/native.py's library with an array "
+                                         "it allocated and that array's capacity",
     ("service/core/normals.py", "ctypes"): "loads only the package's own compiled sampler (_ziggurat, found by "
                                            "importlib beside normals.py) and passes it buffers the engine allocated "
                                            "with their sizes; no request data becomes a path, a symbol or a pointer",
