@@ -125,11 +125,12 @@ def test_every_operation_runs_its_default_example(server, docs, tag, operation_i
             assert field.get_attribute("value") == "", (operation_id, name)
     status, body = execute(d, op)
     assert status.startswith("2"), (operation_id, status, body.text[:300])
-    sent = [r for r in sent_requests(d, server.url) if r[0] != "OPTIONS"]
+    # a browser's own CORS preflights are not the operation's request, unless the operation is one
+    sent = [r for r in sent_requests(d, server.url) if r[0] != "OPTIONS" or operation_id.endswith("Preflight")]
     assert sent, operation_id
     for method, url, headers in sent:
         assert "x-request-id" not in headers and "if-none-match" not in headers, (url, headers)
-    if path in ("/openapi.yaml", "/openapi.json"):   # the document itself, over 100 KB: shown cut
+    if path in ("/openapi.yaml", "/openapi.json") and not operation_id.endswith("Preflight"):  # over 100 KB: cut
         assert "are shown as they came" in body.text
     else:
         assert not body.find_elements(By.CSS_SELECTOR, ".weightinit-cut")
