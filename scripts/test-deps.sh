@@ -66,11 +66,11 @@ fi
 # time is listed here instead. torchvision: PyPI has CUDA builds only, whose C++ operators cannot load
 # with the CPU torch; timm and torchscale use its Python modules alone (tests/references.py).
 refs=(megatron-core==0.16.1 mup==1.0.0 torchscale==0.3.0 lsuv==0.3.0 timm==1.0.31
-      fairscale==0.4.0 huggingface_hub pyyaml tqdm pandas seaborn)
+      fairscale==0.4.0 huggingface_hub pyyaml tqdm pandas seaborn pillow)
 if ! "$PY" - "${refs[@]}" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version
-sys.exit(any("==" in r and version(r.split("==")[0]) != r.split("==")[1] for r in sys.argv[1:]))
+sys.exit(any(version(r.split("==")[0]) != r.split("==")[1] if "==" in r else not version(r) for r in sys.argv[1:]))
 PY
 then
   "$PY" -m pip install -q --no-deps "${refs[@]}"
