@@ -18,6 +18,7 @@ its operators would still fail loudly (no kernel is registered), so nothing here
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import warnings
@@ -30,15 +31,22 @@ TORCHVISION_DIR = Path(sys.prefix) / "reference-torchvision"
 _UNGUARDED = ("nms", "qnms")
 
 
+@functools.cache
+def _define_unguarded(torch) -> None:
+    """Once per process: a second definition is an error, and an import that failed (a missing
+    dependency) must not turn into "registered multiple times" for every later test."""
+    sys.path.append(str(TORCHVISION_DIR))
+    for op in _UNGUARDED:
+        torch.library.define(f"torchvision::{op}", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+
+
 def _torchvision():
     if "torchvision" in sys.modules:
         return sys.modules["torchvision"]
     import torch
     if not TORCHVISION_DIR.is_dir():
         raise ModuleNotFoundError(f"torchvision is not installed in {TORCHVISION_DIR}: run scripts/test-deps.sh")
-    sys.path.append(str(TORCHVISION_DIR))
-    for op in _UNGUARDED:
-        torch.library.define(f"torchvision::{op}", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _define_unguarded(torch)
     with warnings.catch_warnings():
         # "Failed to load image Python extension": the C++ half we know is missing
         warnings.simplefilter("ignore", UserWarning)
