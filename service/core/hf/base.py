@@ -153,6 +153,15 @@ class Family:
         """(the layers save_pretrained writes, in order; the parameter names it leaves out as tied)."""
         raise NotImplementedError
 
+    def with_lm_head(self, b: Builder, values: dict, width: int) -> tuple[list[Layer], tuple]:
+        """``build``'s answer for a causal LM: ``lm_head`` (width -> vocab, no bias) after the layers of
+        ``b``, or, tied to the token embedding, left out as save_pretrained leaves it out."""
+        if self.tied(values):
+            return b.layers, ("lm_head.weight",)
+        b.prefix = ""
+        b.add("lm_head", "dense", "readout", bias=False, in_features=width, out_features=values["vocab_size"])
+        return b.layers, ()
+
 
 __all__ = ["HFModel", "Builder", "Family", "size", "blocks", "flag", "initializer_range", "pad_token_id",
            "tie_word_embeddings", "padding_row", "pad_inside", "divides", "MAX_BLOCKS", "TRANSFORMERS"]

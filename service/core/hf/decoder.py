@@ -82,11 +82,7 @@ class Decoder(Family):
         b.add("norm", "rmsnorm", "norm", init=norm_init, normalized_shape=hidden)
         if head != CAUSAL_LM:
             return b.layers, ()
-        if self.tied(v):
-            return b.layers, ("lm_head.weight",)
-        b.prefix = ""
-        b.add("lm_head", "dense", "readout", bias=False, in_features=hidden, out_features=v["vocab_size"])
-        return b.layers, ()
+        return self.with_lm_head(b, v, hidden)
 
 
 def _fields(f: type[Decoder]) -> tuple:

@@ -52,8 +52,4 @@ class GPT2(Family):
         b.add("ln_f", "layernorm", "norm", normalized_shape=e)
         if head != LM:
             return b.layers, ()
-        if self.tied(v):
-            return b.layers, ("lm_head.weight",)
-        b.prefix = ""
-        b.add("lm_head", "dense", "readout", bias=False, in_features=e, out_features=v["vocab_size"])
-        return b.layers, ()
+        return self.with_lm_head(b, v, e)
